@@ -1,0 +1,23 @@
+/** The core op registry: every family table, registered explicitly. */
+import { OpRegistry } from '../registry.js';
+import { elementwiseOps } from './elementwise.js';
+import { matmulOps } from './matmul.js';
+import { reduceOps } from './reduce.js';
+import { shapeOps } from './shape.js';
+import { indexingOps } from './indexing.js';
+import { normalizationOps } from './normalization.js';
+import { convOps } from './conv.js';
+import { attentionOps } from './attention.js';
+
+export function createCoreRegistry(): OpRegistry {
+  return new OpRegistry().register(
+    ...elementwiseOps,
+    ...matmulOps,
+    ...reduceOps,
+    ...shapeOps,
+    ...indexingOps,
+    ...normalizationOps,
+    ...convOps,
+    ...attentionOps,
+  );
+}

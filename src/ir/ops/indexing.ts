@@ -1,0 +1,4 @@
+/** Op family table: indexing. */
+import type { OpDef } from '../registry.js';
+
+export const indexingOps: OpDef[] = [];

@@ -1,0 +1,4 @@
+/** Op family table: matmul. */
+import type { OpDef } from '../registry.js';
+
+export const matmulOps: OpDef[] = [];

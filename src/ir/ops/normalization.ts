@@ -1,0 +1,4 @@
+/** Op family table: normalization. */
+import type { OpDef } from '../registry.js';
+
+export const normalizationOps: OpDef[] = [];
