@@ -7,6 +7,7 @@ import { shapeOps } from './shape.js';
 import { indexingOps } from './indexing.js';
 import { normalizationOps } from './normalization.js';
 import { convOps } from './conv.js';
+import { resizeOps } from './resize.js';
 import { attentionOps } from './attention.js';
 
 export function createCoreRegistry(): OpRegistry {
@@ -18,6 +19,7 @@ export function createCoreRegistry(): OpRegistry {
     ...indexingOps,
     ...normalizationOps,
     ...convOps,
+    ...resizeOps,
     ...attentionOps,
   );
 }

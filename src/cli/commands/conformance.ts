@@ -1,0 +1,46 @@
+/**
+ * `shardc conformance <dir> [--target cpu] [--filter REGEX] [--json]`: the ONNX backend node tests
+ * on the CPU runtime. With --json, stdout holds exactly
+ * `{"tests":[{"name","status","message"}],"passed","failed","unsupported"}`.
+ * Failing tests do not change the exit code (the report is the result).
+ */
+import { Command } from 'commander';
+import { UserError } from '../../ir/errors.js';
+import { createCoreRegistry } from '../../ir/ops/index.js';
+import { runConformance } from '../../verify/conformance.js';
+import { type CliContext, printJson, println, requireCpuTarget, type CommandState } from '../context.js';
+
+interface ConformanceCliOptions {
+  target?: string;
+  filter?: string;
+  json?: boolean;
+}
+
+export function conformanceCommand(ctx: CliContext, _state: CommandState): Command {
+  return new Command('conformance')
+    .description('run the ONNX backend node tests: pass / fail / unsupported per test, and the totals')
+    .argument('<dir>', 'directory of ONNX backend tests (<test>/model.onnx, test_data_set_N/)')
+    .option('--target <target>', 'cpu (wgsl and cuda come later)', 'cpu')
+    .option('--filter <regex>', 'only tests whose name matches')
+    .option('--json', 'print one JSON document')
+    .action((dir: string, opts: ConformanceCliOptions) => {
+      requireCpuTarget(opts.target);
+      let filter: RegExp | undefined;
+      if (opts.filter !== undefined) {
+        try {
+          filter = new RegExp(opts.filter);
+        } catch (e) {
+          throw new UserError(`--filter is not a valid regular expression: ${(e as Error).message}`);
+        }
+      }
+      const report = runConformance(dir, {
+        registry: createCoreRegistry(),
+        filter,
+        onResult: opts.json ? undefined : (r) => println(ctx.stdout, `${r.status} ${r.name}${r.message ? `: ${r.message}` : ''}`),
+      });
+      if (opts.json) {
+        const { tests, passed, failed, unsupported } = report;
+        printJson(ctx, { tests: tests.map((t) => ({ name: t.name, status: t.status, message: t.message })), passed, failed, unsupported });
+      } else println(ctx.stdout, `${report.tests.length} tests: ${report.passed} pass, ${report.failed} fail, ${report.unsupported} unsupported`);
+    });
+}

@@ -1,0 +1,73 @@
+/**
+ * `shardc run <model.onnx | bundle-dir> --inputs <dir> [--outputs <dir>] [--target cpu]`:
+ * runs a model on the CPU runtime. Inputs are input_<i>.pb (TensorProto) or .npy files; outputs
+ * are written as output_<i>.pb (or summarised on stdout without --outputs). Every output is
+ * computed before anything is written, and files go through a temporary name, so a failure
+ * leaves no half-written output.
+ */
+import { Command } from 'commander';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../../ir/errors.js';
+import { createCoreRegistry } from '../../ir/ops/index.js';
+import type { Tensor } from '../../ir/tensor.js';
+import { loadModel, unsupportedOps } from '../../onnx/import.js';
+import { readTensorFile, writeTensorFile } from '../../onnx/tensor-file.js';
+import { runGraph } from '../../targets/cpu/interpreter.js';
+import { formatNumber } from '../../verify/compare.js';
+import { feedsFromFiles, numberedTensorFiles } from '../../verify/feeds.js';
+import { type CliContext, println, requireCpuTarget, type CommandState } from '../context.js';
+
+interface RunOptions {
+  inputs: string;
+  outputs?: string;
+  target?: string;
+}
+
+export function runCommand(ctx: CliContext, _state: CommandState): Command {
+  return new Command('run')
+    .description('run a model (or, later, a partitioned bundle) on inputs from a directory')
+    .argument('<model>', 'ONNX model file (bundle directories come with `partition`)')
+    .requiredOption('--inputs <dir>', 'directory with input_<i>.pb or input_<i>.npy')
+    .option('--outputs <dir>', 'write output_<i>.pb here')
+    .option('--target <target>', 'cpu (wgsl and cuda come with partition)', 'cpu')
+    .action((modelPath: string, opts: RunOptions) => {
+      requireCpuTarget(opts.target);
+      if (existsSync(modelPath) && statSync(modelPath).isDirectory())
+        throw new UserError(`running a bundle directory is not implemented yet (partition is not implemented); pass a model.onnx`, { file: modelPath });
+      const outputs = runModelOnFiles(modelPath, opts.inputs);
+      if (opts.outputs !== undefined) {
+        writeOutputs(opts.outputs, outputs);
+        println(ctx.stdout, `wrote ${outputs.length} output${outputs.length === 1 ? '' : 's'} to ${opts.outputs}`);
+      } else for (const [i, o] of outputs.entries()) println(ctx.stdout, describeTensor(`output_${i} ${o.name}`, o.tensor));
+    });
+}
+
+/** Runs a model on input_<i> files; returns outputs in graph order. */
+export function runModelOnFiles(modelPath: string, inputsDir: string): { name: string; tensor: Tensor }[] {
+  if (!existsSync(inputsDir) || !statSync(inputsDir).isDirectory()) throw new UserError(`inputs directory does not exist`, { file: inputsDir });
+  const model = loadModel(modelPath);
+  const registry = createCoreRegistry();
+  const missing = unsupportedOps(model.graph, registry);
+  if (missing.length) throw new UserError(`unsupported ops: ${missing.map((m) => m.op).join(', ')}`, { file: modelPath });
+  const files = numberedTensorFiles(inputsDir, 'input');
+  if (files.length === 0) throw new UserError(`no input_<i>.pb or input_<i>.npy files`, { file: inputsDir });
+  const feeds = feedsFromFiles(model.graph, files.map((f) => readTensorFile(f)), inputsDir);
+  const result = runGraph(model.graph, feeds, { registry });
+  return model.graph.outputs.map((o) => ({ name: o.name, tensor: result.get(o.name)! }));
+}
+
+function writeOutputs(dir: string, outputs: { name: string; tensor: Tensor }[]): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UserError(`--outputs is not a directory`, { file: dir });
+  mkdirSync(dir, { recursive: true });
+  const tmp = `.shardc-tmp-${process.pid}`;
+  outputs.forEach((o, i) => writeTensorFile(join(dir, `${tmp}-output_${i}.pb`), o.tensor, o.name));
+  outputs.forEach((_, i) => renameSync(join(dir, `${tmp}-output_${i}.pb`), join(dir, `output_${i}.pb`)));
+}
+
+/** `name dtype[shape] = [v0, v1, ...]` (first values only). */
+export function describeTensor(label: string, t: Tensor, max = 8): string {
+  const vals: string[] = [];
+  for (let i = 0; i < Math.min(max, t.size); i++) vals.push(t.dtype === 'string' ? JSON.stringify(t.strings![i]) : formatNumber(t.data[i]!));
+  return `${label}: ${t.dtype}[${t.shape.join(',')}] = [${vals.join(', ')}${t.size > max ? ', ...' : ''}]`;
+}
