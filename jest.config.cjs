@@ -1,6 +1,6 @@
 /** Jest runs the TypeScript sources directly through SWC (fast, no type check: `npm run typecheck` does that). */
 module.exports = {
-  testEnvironment: 'node',
+  testEnvironment: '<rootDir>/test/jest-environment.cjs',
   roots: ['<rootDir>/test', '<rootDir>/src'],
   testMatch: ['**/*.test.ts'],
   transform: {

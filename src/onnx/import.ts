@@ -109,6 +109,8 @@ export function loadModel(file: string, opts: { maxDepth?: number } = {}): Model
   } catch (e) {
     if (e instanceof UserError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ERR_FS_FILE_TOO_LARGE')
+      throw new UserError('the model file is larger than 2 GiB, the protobuf limit; store its weights as external data', { file });
     throw new UserError(code === 'ENOENT' ? 'file not found' : `cannot read the file (${code ?? (e as Error).message})`, { file });
   }
   return importModel(bytes, { file, baseDir: path.dirname(path.resolve(file)), maxDepth: opts.maxDepth });

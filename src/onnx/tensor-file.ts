@@ -87,10 +87,18 @@ function typedField(p: TensorProto, dtype: DType): { field: string; values: Arra
   }
 }
 
+const SAME_LAYOUT = new Set<DType>(['float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32']);
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Decodes little-endian raw bytes of `n` elements of `dtype` into storage. */
 export function decodeRaw(dtype: DType, n: number, raw: Uint8Array): TypedArray {
   const out = allocStorage(dtype, n);
   if (n === 0) return out;
+  if (SAME_LAYOUT.has(dtype) && LITTLE_ENDIAN_HOST) {
+    // Storage layout equals the file layout: one byte copy (also fixes alignment).
+    new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(raw.subarray(0, out.byteLength));
+    return out;
+  }
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   switch (dtype) {
     case 'float32':
@@ -127,11 +135,18 @@ export function decodeRaw(dtype: DType, n: number, raw: Uint8Array): TypedArray 
       for (let i = 0; i < n; i++) out[i] = dv.getUint32(i * 4, true);
       break;
     case 'int64':
-      for (let i = 0; i < n; i++) out[i] = Number(dv.getBigInt64(i * 8, true));
+    case 'uint64': {
+      // Two 32-bit halves (exact below 2^53; much faster than BigInt per element).
+      const words = new Uint32Array(2 * n);
+      new Uint8Array(words.buffer).set(raw.subarray(0, 8 * n));
+      const signed = dtype === 'int64';
+      for (let i = 0; i < n; i++) {
+        const hi = words[2 * i + 1]!;
+        out[i] = (signed ? hi | 0 : hi) * 4294967296 + words[2 * i]!;
+      }
+      if (!LITTLE_ENDIAN_HOST) for (let i = 0; i < n; i++) out[i] = Number(signed ? dv.getBigInt64(i * 8, true) : dv.getBigUint64(i * 8, true));
       break;
-    case 'uint64':
-      for (let i = 0; i < n; i++) out[i] = Number(dv.getBigUint64(i * 8, true));
-      break;
+    }
     case 'string':
       throw new Error('string tensors have no raw encoding');
   }

@@ -39,6 +39,8 @@ export interface Pattern {
   constant?: boolean | ((t: Tensor) => boolean);
   /** Any further condition. */
   where?: (v: Value, m: MatchState) => boolean;
+  /** Alternatives: the value must match one of them (the first that does, in order) as well. */
+  anyOf?: readonly Pattern[];
 }
 
 /** What matching needs to know about the graph. */
@@ -76,7 +78,18 @@ export class MatchContext {
 /** Bindings of a match in progress (and of a finished one). */
 export class MatchState {
   readonly values = new Map<string, Value>();
+  /** Nodes matched by op patterns (the root first), in match order. */
+  readonly nodes: Node[] = [];
   constructor(readonly ctx: MatchContext) {}
+
+  save(): Saved {
+    return { values: new Map(this.values), nodes: this.nodes.length };
+  }
+  restore(s: Saved): void {
+    this.values.clear();
+    for (const [k, v] of s.values) this.values.set(k, v);
+    this.nodes.length = s.nodes;
+  }
 
   /** The value bound to `name` (a bug when it is not bound). */
   get(name: string): Value {
@@ -108,13 +121,13 @@ function matchInputs(n: Node, p: Pattern, m: MatchState): boolean {
   const ps = p.inputs;
   if (!ps) return true;
   const tryOrder = (order: readonly (Pattern | undefined)[]): boolean => {
-    const saved = new Map(m.values);
+    const saved = m.save();
     for (let i = 0; i < order.length; i++) {
       const ip = order[i];
       if (ip === undefined) continue;
       const v = n.inputs[i];
       if (!v || !matchValue(v, ip, m)) {
-        restore(m, saved);
+        m.restore(saved);
         return false;
       }
     }
@@ -123,11 +136,6 @@ function matchInputs(n: Node, p: Pattern, m: MatchState): boolean {
   if (tryOrder(ps)) return true;
   if (p.commute && ps.length === 2 && n.inputs.length === 2) return tryOrder([ps[1], ps[0]]);
   return false;
-}
-
-function restore(m: MatchState, saved: Map<string, Value>): void {
-  m.values.clear();
-  for (const [k, v] of saved) m.values.set(k, v);
 }
 
 function checkValue(v: Value, p: Pattern, m: MatchState): boolean {
@@ -146,22 +154,32 @@ function checkValue(v: Value, p: Pattern, m: MatchState): boolean {
 
 /** Matches a value against a pattern, adding bindings to `m` (restored when it fails). */
 export function matchValue(v: Value, p: Pattern, m: MatchState): boolean {
-  const saved = new Map(m.values);
+  const saved = m.save();
   let ok: boolean;
-  if (p.op !== undefined) {
+  if (p.anyOf && !p.anyOf.some((alt) => matchValue(v, alt, m))) ok = false;
+  else if (p.op !== undefined) {
     const n = v.producer;
-    ok = !!n && opMatches(p, n) && matchInputs(n, p, m) && checkValue(v, p, m);
+    ok = !!n && opMatches(p, n);
+    if (ok) m.nodes.push(n!);
+    ok = ok && matchInputs(n!, p, m) && checkValue(v, p, m);
   } else ok = checkValue(v, p, m);
-  if (!ok) restore(m, saved);
+  if (!ok) m.restore(saved);
   return ok;
 }
 
 /** Matches a node (as the root of a pattern; `bind` binds its first output). */
 export function matchNode(n: Node, p: Pattern, m: MatchState): boolean {
-  const saved = new Map(m.values);
-  const ok = opMatches(p, n) && matchInputs(n, p, m) && (n.outputs[0] ? checkValue(n.outputs[0], { ...p, oneUse: false, constant: false }, m) : true);
-  if (!ok) restore(m, saved);
+  const saved = m.save();
+  let ok = opMatches(p, n);
+  if (ok) m.nodes.push(n);
+  ok = ok && matchInputs(n, p, m) && (n.outputs[0] ? checkValue(n.outputs[0], { ...p, oneUse: false, constant: false }, m) : true);
+  if (!ok) m.restore(saved);
   return ok;
+}
+
+interface Saved {
+  values: Map<string, Value>;
+  nodes: number;
 }
 
 export interface Match extends MatchState {

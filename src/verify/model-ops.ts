@@ -4,6 +4,7 @@
  * runs, and to classify tests by the core op set (CORE_OPS.txt).
  */
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { UserError } from '../ir/errors.js';
 
@@ -74,8 +75,12 @@ export interface CoreClassification {
   core: boolean;
 }
 
-/** Classifies a model by the core op set (a test counts as "core" when all its ops are core ops). */
-export function coreOpsOf(modelPath: string, coreOps: ReadonlySet<string>): CoreClassification {
+/**
+ * Classifies a model by the core op set (a test counts as "core" when all its ops are core ops).
+ * Without `coreOps`, reads CORE_OPS.txt of the suite (`<suite>/<test>/model.onnx`).
+ */
+export function coreOpsOf(modelPath: string, coreOps?: ReadonlySet<string>): CoreClassification {
+  coreOps ??= readCoreOps(join(dirname(dirname(modelPath)), 'CORE_OPS.txt'));
   const ops = modelOps(modelPath).map((o) => (o.domain ? `${o.domain}.${o.op}` : o.op));
   const nonCore = ops.filter((o) => !coreOps.has(o));
   return { ops, nonCore, core: nonCore.length === 0 };

@@ -51,12 +51,21 @@ export function summarizeModel(model: Model, registry: OpRegistry, dims: Readonl
   const graph = model.graph;
   const unsupported = unsupportedOps(graph, registry);
 
+  // Inputs and outputs are described with their symbolic shapes (inference without bindings);
+  // flops are counted after a second inference with the bindings, where shapes become static.
   let shapeInference = { ok: true, message: '' };
-  try {
-    inferShapes(graph, registry, { bindings: new Map(Object.entries(dims)) });
-  } catch (e) {
-    shapeInference = { ok: false, message: e instanceof Error ? e.message : String(e) };
-  }
+  const infer = (bindings: Record<string, number>): void => {
+    try {
+      inferShapes(graph, registry, { bindings, skipUnknownOps: true });
+    } catch (e) {
+      shapeInference = { ok: false, message: e instanceof Error ? e.message : String(e) };
+    }
+  };
+  infer({});
+  const summarize = (v: Value): ValueSummary => ({ name: v.name, dtype: v.dtype ?? null, shape: v.shape ? v.shape.slice() : null });
+  const inputs = graph.inputs.filter((v) => !v.constant).map(summarize);
+  const outputs = graph.outputs.map(summarize);
+  if (Object.keys(dims).length > 0 && shapeInference.ok) infer({ ...dims });
 
   const hist = new Map<string, number>();
   for (const n of graph.nodes) {
@@ -94,14 +103,13 @@ export function summarizeModel(model: Model, registry: OpRegistry, dims: Readonl
     }
   }
 
-  const summarize = (v: Value): ValueSummary => ({ name: v.name, dtype: v.dtype ?? null, shape: v.shape ? v.shape.slice() : null });
   return {
     model: model.file,
     producer: model.producer,
     irVersion: model.irVersion,
     opsets: { ...model.opsets },
-    inputs: graph.inputs.filter((v) => !v.constant).map(summarize),
-    outputs: graph.outputs.map(summarize),
+    inputs,
+    outputs,
     nodes: graph.nodes.length,
     ops,
     parameters: { count, bytes, tensors: graph.initializers.length },

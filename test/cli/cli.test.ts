@@ -96,6 +96,13 @@ describe('shardc verify', () => {
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/^shardc: verification failed: output "sum" .*1 of 60 elements differ; worst at \[0,1,2\]: got /);
     expect(r.stdout).toMatch(/MISMATCH sum/);
+
+    const j = shardc('verify', ADD_MODEL, '--inputs', dir, '--json');
+    expect(j.code).toBe(3);
+    const rep = JSON.parse(j.stdout);
+    expect(rep.ok).toBe(false);
+    expect(rep.reference).toBe('test-data');
+    expect(rep.outputs[0]).toMatchObject({ name: 'sum', ok: false, mismatches: 1, worst: { index: [0, 1, 2] } });
   });
 
   it('rejects bad tolerances and unknown options as user errors', () => {

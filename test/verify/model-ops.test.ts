@@ -29,5 +29,8 @@ describe('coreOpsOf', () => {
     const r = coreOpsOf(join(ROOT, 'test_if', 'model.onnx'), core);
     expect(r.core).toBe(false);
     expect(r.nonCore).toContain('If');
+    // without a set, the suite's CORE_OPS.txt is used
+    expect(coreOpsOf(join(ROOT, 'test_if', 'model.onnx')).core).toBe(false);
+    expect(coreOpsOf(join(ROOT, 'test_gemm_default_scalar_bias', 'model.onnx')).core).toBe(true);
   });
 });

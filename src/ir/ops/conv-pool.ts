@@ -33,7 +33,8 @@ function inferMaxPool(ctx: InferContext): TypeInfo[] {
   const shape = inferWindowPool(ctx, true);
   const so = ctx.attrs.int('storage_order', 0);
   if (so !== 0 && so !== 1) throw new UserError(`storage_order must be 0 or 1, got ${so}`, { node: ctx.node.label });
-  return [typeOf(input(ctx, 0).dtype, shape), typeOf('int64', shape)];
+  const types = [typeOf(input(ctx, 0).dtype, shape), typeOf('int64', shape)];
+  return types.slice(0, Math.max(1, ctx.node.outputs.length));
 }
 
 function inferAveragePool(ctx: InferContext): TypeInfo[] {

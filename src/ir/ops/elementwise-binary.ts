@@ -7,16 +7,18 @@
  * like C; int64/uint64 live in doubles (exact to 2^53). Integer Div truncates toward zero.
  */
 import type { Attrs } from '../attrs.js';
-import type { DType } from '../dtype.js';
+import type { DType, TypedArray } from '../dtype.js';
 import { allocStorage, isInteger } from '../dtype.js';
 import { UserError } from '../errors.js';
 import type { InferContext, OpDef } from '../registry.js';
 import { shapeEq } from '../shape.js';
+import { Tensor } from '../tensor.js';
 import {
   type BinaryFn,
   type TypeClass,
   applyBinary,
   broadcastInputs,
+  broadcastPlan,
   broadcastRuntime,
   checkClass,
   checkSameDType,
@@ -65,6 +67,8 @@ interface BinaryRow {
   out?: DType;
   /** PRelu: input 1 broadcasts to input 0's shape (unidirectional). */
   unidirectional?: boolean;
+  /** Equal also compares string tensors. */
+  strings?: boolean;
   cost?: number;
 }
 
@@ -100,16 +104,22 @@ const BINARY: BinaryRow[] = [
   { op: 'And', types: 'bool', pick: fixed((a, b) => a & b) },
   { op: 'Or', types: 'bool', pick: fixed((a, b) => a | b) },
   { op: 'Xor', types: 'bool', pick: fixed((a, b) => a ^ b) },
-  cmp('Equal', 'numericOrBool', (a, b) => (a === b ? 1 : 0)),
+  { ...cmp('Equal', 'numericOrBool', (a, b) => (a === b ? 1 : 0)), strings: true },
   cmp('Greater', 'numeric', (a, b) => (a > b ? 1 : 0)),
   cmp('GreaterOrEqual', 'numeric', (a, b) => (a >= b ? 1 : 0)),
   cmp('Less', 'numeric', (a, b) => (a < b ? 1 : 0)),
   cmp('LessOrEqual', 'numeric', (a, b) => (a <= b ? 1 : 0)),
 ];
 
+/** Dtype class of input i, widened to strings where the row compares strings. */
+function classOf(row: BinaryRow, i: number, dtype: DType | undefined): TypeClass {
+  if (row.strings && dtype === 'string') return 'any';
+  return i === 1 && row.types1 ? row.types1 : row.types;
+}
+
 function inferBinary(row: BinaryRow, ctx: InferContext) {
-  const a = checkClass(ctx, 0, row.types);
-  const b = checkClass(ctx, 1, row.types1 ?? row.types);
+  const a = checkClass(ctx, 0, classOf(row, 0, ctx.inputs[0]?.dtype));
+  const b = checkClass(ctx, 1, classOf(row, 1, ctx.inputs[1]?.dtype));
   if (!row.types1) checkSameDType(ctx, [0, 1]);
   row.pick(a.dtype, ctx.attrs); // validates attributes
   const shape = broadcastInputs(ctx, [0, 1]);
@@ -129,8 +139,8 @@ function binaryRow(row: BinaryRow): OpDef {
     outputs: [1, 1],
     infer: (ctx) => [inferBinary(row, ctx)],
     evaluate(ctx) {
-      const a = tensorOfClass(ctx, 0, row.types);
-      const b = tensorOfClass(ctx, 1, row.types1 ?? row.types);
+      const a = tensorOfClass(ctx, 0, classOf(row, 0, ctx.inputs[0]?.dtype));
+      const b = tensorOfClass(ctx, 1, classOf(row, 1, ctx.inputs[1]?.dtype));
       if (!row.types1 && a.dtype !== b.dtype)
         throw new UserError(`${row.op} inputs must have the same dtype, got ${a.dtype} and ${b.dtype}`, { node: ctx.node.label });
       const shape = broadcastRuntime(ctx, [a.shape, b.shape]);
@@ -140,11 +150,25 @@ function binaryRow(row: BinaryRow): OpDef {
         });
       const dtype = row.out ?? a.dtype;
       const y = allocStorage(dtype, shape.reduce((p, d) => p * d, 1));
+      if (a.dtype === 'string') {
+        equalStrings(a.strings!, a.shape, b.strings!, b.shape, y, shape);
+        return [new Tensor(dtype, shape, y)];
+      }
       applyBinary(row.pick(a.dtype, ctx.attrs), a.data, a.shape, b.data, b.shape, y, shape);
       return [finish(dtype, shape, y)];
     },
     flops: (ctx) => staticNumel(inferBinary(row, ctx).shape) * cost,
   };
+}
+
+/** Equal on string tensors (rare, so a plain loop over the broadcast plan). */
+function equalStrings(a: string[], aShape: readonly number[], b: string[], bShape: readonly number[], y: TypedArray, shape: number[]): void {
+  if (y.length === 0) return;
+  const p = broadcastPlan([aShape, bShape], shape);
+  const [ab, bb] = p.base as [Int32Array, Int32Array];
+  const [as, bs] = p.step as [number, number];
+  for (let r = 0, o = 0; r < p.rows; r++)
+    for (let j = 0; j < p.inner; j++, o++) y[o] = a[ab[r]! + j * as] === b[bb[r]! + j * bs] ? 1 : 0;
 }
 
 // ---- variadic (Max, Min, Sum, Mean) ----

@@ -131,7 +131,6 @@ export function finish(dtype: DType, shape: readonly number[], data: TypedArray)
 /** Compiles `body` as a fresh function of `params` (a new copy, with its own type feedback). */
 function compile<T>(bindings: Record<string, unknown>, params: string, body: string): T {
   const names = Object.keys(bindings);
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval
   const factory = new Function(...names, `return function (${params}) {\n${body}\n};`) as (...a: unknown[]) => T;
   return factory(...names.map((k) => bindings[k]));
 }

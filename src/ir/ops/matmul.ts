@@ -184,7 +184,57 @@ const matMulInteger: OpDef = {
   flops: (ctx) => matmulFlops(ctx.inputs[0]?.shape, ctx.inputs[1]?.shape),
 };
 
-export const matmulOps: OpDef[] = [matMul, gemmOp, matMulInteger, einsumOp];
+// ---- QLinearMatMul ----
+
+/** Saturation range of the quantized output types. */
+const QRANGE: Partial<Record<string, [number, number]>> = { uint8: [0, 255], int8: [-128, 127], uint16: [0, 65535], int16: [-32768, 32767] };
+
+/** Round half to even (numpy rint). */
+const rint = (v: number): number => {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+};
+
+/**
+ * y = saturate(rint((A − a_zp)·(B − b_zp) · a_scale·b_scale / y_scale) + y_zp). The integer product
+ * is exact; a_scale may be per row ([M]) and b_scale per column ([N]).
+ */
+const qLinearMatMul: OpDef = {
+  op: 'QLinearMatMul',
+  family: 'matmul',
+  inputs: [8, 8],
+  outputs: [1, 1],
+  infer(ctx) {
+    const yzp = input(ctx, 7);
+    return [typeOf(yzp.dtype, inferMatmulShape(ctx, input(ctx, 0).shape, input(ctx, 3).shape))];
+  },
+  evaluate(ctx) {
+    const [aS, bS, yS, yZp] = [required(ctx, 1), required(ctx, 4), required(ctx, 6), required(ctx, 7)];
+    const a = shiftZeroPoint(ctx, required(ctx, 0), ctx.inputs[2], true);
+    const b = shiftZeroPoint(ctx, required(ctx, 3), ctx.inputs[5], false);
+    const prod = batchedMatmul(a, b, 'float64');
+    const range = QRANGE[yZp.dtype];
+    if (!range) throw new UserError(`QLinearMatMul output type ${yZp.dtype} is not supported`, label(ctx));
+    const rows = a.rank === 1 ? 1 : a.shape[a.rank - 2]!;
+    const cols = b.rank === 1 ? 1 : b.shape[b.rank - 1]!;
+    if ((aS.size !== 1 && aS.size !== rows) || (bS.size !== 1 && bS.size !== cols))
+      throw new UserError(`QLinearMatMul scales ${fmt(aS.shape)} and ${fmt(bS.shape)} fit neither per tensor nor per row/column`, label(ctx));
+    const ys = yS.data[0]!;
+    const zp = yZp.data[0]!;
+    const out = allocStorage(yZp.dtype, prod.size);
+    for (let p = 0; p < out.length; p++) {
+      const j = p % cols;
+      const i = Math.floor(p / cols) % rows;
+      const scale = (aS.data[aS.size === 1 ? 0 : i]! * bS.data[bS.size === 1 ? 0 : j]!) / ys;
+      const q = rint(prod.data[p]! * scale) + zp;
+      out[p] = Math.min(range[1], Math.max(range[0], q));
+    }
+    return [new Tensor(yZp.dtype, prod.shape, out)];
+  },
+  flops: (ctx) => matmulFlops(ctx.inputs[0]?.shape, ctx.inputs[3]?.shape),
+};
+
+export const matmulOps: OpDef[] = [matMul, gemmOp, matMulInteger, qLinearMatMul, einsumOp];
 
 // Re-exported for tests and other layers (sharding rules, codegen) that reuse the kernels.
 export { batchedMatmul, gemm, planMatmul };

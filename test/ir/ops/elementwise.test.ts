@@ -246,6 +246,10 @@ describe('binary broadcasting ops', () => {
     expect(vals(run1('Equal', [a, b]))).toEqual([0, 1, 0]);
     expect(vals(run1('Equal', [f32([1], [NaN]), f32([1], [NaN])]))).toEqual([0]);
     expect(vals(run1('Equal', [vec('int64', [5, 6]), vec('int64', [5, 5])]))).toEqual([1, 0]);
+    const words = new Tensor('string', [3], ['a', 'b', 'a']);
+    expect(vals(run1('Equal', [words, new Tensor('string', [], ['a'])]))).toEqual([1, 0, 1]);
+    expect(infer('Equal', [ti([3], 'string'), ti([1], 'string')])).toEqual([ti([3], 'bool')]);
+    expectUserError(() => infer('Less', [ti([3], 'string'), ti([1], 'string')]), /numeric/);
     const p = vec('bool', [0, 0, 1, 1]);
     const q = vec('bool', [0, 1, 0, 1]);
     expect(vals(run1('And', [p, q]))).toEqual([0, 0, 0, 1]);
