@@ -24,7 +24,8 @@
  *   lists as `ints[]`/`floats[]`/`strings[]`/`tensors[]`/`graphs[]`, tensors as
  *   `tensor(float32[2] [1, 2])`, subgraphs nested as `graph body(...) -> (...) { ... }`.
  *   Float attributes are float32 (as in ONNX): the parser rounds them with Math.fround.
- * - A graph input with a default initializer prints as `%x: float32[3] = [1, 2, 3]`.
+ * - A graph input with a default initializer prints as `%x: float32[3] = [1, 2, 3]` (it is
+ *   also in graph.initializers, as the importer keeps it, but printed once).
  * - `//` starts a comment (to the end of the line) in parsed text.
  */
 import type { Attr } from './attrs.js';
@@ -197,7 +198,9 @@ function printGraphAt(g: Graph, opts: Required<PrintOptions>, indent: string): s
   if (JSON.stringify(opsets) !== DEFAULT_OPSETS)
     lines.push(`${inner}opsets {${Object.entries(opsets).map(([d, v]) => `${JSON.stringify(d)}: ${v}`).join(', ')}}`);
   if (g.meta.size) lines.push(`${inner}meta ${formatKv(sortedMeta(g.meta))}`);
+  const inputs = new Set(g.inputs);
   for (const c of g.initializers) {
+    if (inputs.has(c)) continue; // an input's default value, printed with the input
     if (!c.constant) throw new Error(`initializer ${c.name} has no constant data`);
     let s = `${inner}${valueRef(c)} = const ${formatType(c.dtype ?? c.constant.dtype, c.shape ?? [...c.constant.shape])} ${formatLiteral(c.constant, opts)}`;
     if (c.layout) s += ` layout ${formatLayout(c.layout)}`;
@@ -678,7 +681,8 @@ function buildGraph(raw: RawGraph, c: Cursor, parent: Scope | undefined): Graph 
     return v;
   };
   g.inputs = raw.inputs.map((r) => define(makeValue(r), raw.at));
-  g.initializers = raw.consts.map((r) => define(makeValue(r), raw.at));
+  // Inputs with a default value are initializers too (as the importer keeps them).
+  g.initializers = [...g.inputs.filter((v) => v.constant), ...raw.consts.map((r) => define(makeValue(r), raw.at))];
   const outs = raw.nodes.map((n) => n.outputs.map((r) => define(makeValue(r), n.at)));
   raw.nodes.forEach((rn, i) => {
     const inputs = rn.inputs.map((name) => {

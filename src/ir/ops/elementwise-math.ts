@@ -119,3 +119,50 @@ function roundNarrow(v: number, mantBits: number, minExp: number, maxFinite: num
 export const toFloat16 = (v: number): number => roundNarrow(v, 10, -14, 65504);
 /** The bfloat16 value nearest to a double (ties to even), as a number. */
 export const toBFloat16 = (v: number): number => roundNarrow(v, 7, -126, 3.3895313892515355e38);
+
+// ---- MT19937, numpy-compatible (legacy np.random.seed(int) + np.random.uniform) ----
+
+/**
+ * Mersenne Twister MT19937 seeded like numpy's legacy `np.random.seed(seed)`, so training-mode
+ * Dropout reproduces the ONNX reference implementation's masks exactly.
+ */
+export class Mt19937 {
+  private readonly mt = new Uint32Array(624);
+  private index = 624;
+
+  constructor(seed: number) {
+    const mt = this.mt;
+    mt[0] = seed >>> 0;
+    for (let i = 1; i < 624; i++) {
+      const prev = mt[i - 1]!;
+      mt[i] = (Math.imul(1812433253, prev ^ (prev >>> 30)) + i) >>> 0;
+    }
+  }
+
+  private twist(): void {
+    const mt = this.mt;
+    for (let k = 0; k < 624; k++) {
+      const y = (mt[k]! & 0x80000000) | (mt[(k + 1) % 624]! & 0x7fffffff);
+      mt[k] = mt[(k + 397) % 624]! ^ (y >>> 1) ^ (y & 1 ? 0x9908b0df : 0);
+    }
+    this.index = 0;
+  }
+
+  /** The next 32-bit output. */
+  nextUint32(): number {
+    if (this.index >= 624) this.twist();
+    let y = this.mt[this.index++]!;
+    y ^= y >>> 11;
+    y ^= (y << 7) & 0x9d2c5680;
+    y ^= (y << 15) & 0xefc60000;
+    y ^= y >>> 18;
+    return y >>> 0;
+  }
+
+  /** A uniform double in [0, 1) with 53 random bits (numpy's random_sample). */
+  nextDouble(): number {
+    const a = this.nextUint32() >>> 5;
+    const b = this.nextUint32() >>> 6;
+    return (a * 67108864 + b) / 9007199254740992;
+  }
+}

@@ -1,6 +1,6 @@
 /**
  * Elementwise ops that do not fit the unary / binary tables: Clip (bounds as optional inputs),
- * Where (three-way broadcast), Identity and Dropout (inference: identity).
+ * Where (three-way broadcast), Identity and Dropout.
  */
 import type { TypedArray } from '../dtype.js';
 import { allocStorage } from '../dtype.js';
@@ -19,6 +19,7 @@ import {
   tensorAt,
   tensorOfClass,
 } from './elementwise-kernels.js';
+import { Mt19937 } from './elementwise-math.js';
 import { input } from './util.js';
 
 // ---- Clip ----
@@ -132,14 +133,13 @@ const identity: OpDef = {
   flops: () => 0,
 };
 
-/** Dropout in inference: output = input, the optional mask all true. Training mode with a non-zero ratio is random: refused. */
-function checkDropoutMode(ctx: { node: { label: string } }, ratio: number | undefined, training: number | undefined): void {
-  if (training && ratio !== undefined && ratio !== 0)
-    throw new UserError(`Dropout in training mode (random) is not supported; export the model for inference`, {
-      node: ctx.node.label,
-    });
-}
-
+/**
+ * Dropout. In inference (training_mode absent or false, or ratio 0) the output is the input and
+ * the optional mask is all true. In training mode each element is kept with probability
+ * 1 - ratio and scaled by 1 / (1 - ratio); the mask comes from a numpy-compatible Mersenne
+ * Twister seeded with the `seed` attribute (0 when absent), which reproduces the ONNX reference
+ * implementation's outputs exactly.
+ */
 const dropout: OpDef = {
   op: 'Dropout',
   family: 'elementwise',
@@ -147,12 +147,8 @@ const dropout: OpDef = {
   outputs: [1, 2],
   infer(ctx) {
     const x = checkClass(ctx, 0, 'float');
-    if (ctx.inputs[2]) {
-      const training = ctx.constant(2);
-      const ratio = ctx.inputs[1] ? ctx.constant(1) : undefined;
-      // A ratio computed at run time is checked by evaluate.
-      checkDropoutMode(ctx, ctx.inputs[1] ? ratio?.data[0] : 0.5, training?.data[0]);
-    }
+    if (ctx.inputs[1]) checkClass(ctx, 1, 'float');
+    if (ctx.inputs[2]) checkClass(ctx, 2, 'bool');
     return [
       { dtype: x.dtype, shape: x.shape },
       { dtype: 'bool', shape: x.shape },
@@ -160,12 +156,22 @@ const dropout: OpDef = {
   },
   evaluate(ctx) {
     const x = tensorOfClass(ctx, 0, 'float');
-    const ratio = ctx.inputs[1] ? ctx.inputs[1].data[0] : 0.5;
-    checkDropoutMode(ctx, ratio, ctx.inputs[2]?.data[0]);
-    const mask = new Tensor('bool', x.shape, allocStorage('bool', x.size).fill(1));
-    return [x, mask];
+    const ratio = ctx.inputs[1] ? ctx.inputs[1].data[0]! : 0.5;
+    const training = ctx.inputs[2] ? ctx.inputs[2].data[0] === 1 : false;
+    const mask = allocStorage('bool', x.size).fill(1);
+    if (!training || ratio === 0) return [x, new Tensor('bool', x.shape, mask)];
+    if (!(ratio >= 0 && ratio < 1)) throw new UserError(`Dropout ratio must be in [0, 1), got ${ratio}`, { node: ctx.node.label });
+    const rng = new Mt19937(ctx.attrs.int('seed', 0));
+    const scale = 1 / (1 - ratio);
+    const y = allocStorage(x.dtype, x.size);
+    for (let i = 0; i < x.size; i++) {
+      const keep = rng.nextDouble() >= ratio;
+      mask[i] = keep ? 1 : 0;
+      y[i] = keep ? x.data[i]! * scale : 0;
+    }
+    return [finish(x.dtype, x.shape, y), new Tensor('bool', x.shape, mask)];
   },
-  flops: () => 0,
+  flops: (ctx) => staticNumel(ctx.inputs[0]?.shape),
 };
 
 export const miscOps: OpDef[] = [clip, where, identity, dropout];

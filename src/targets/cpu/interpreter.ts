@@ -21,7 +21,8 @@ export function runGraph(graph: Graph, feeds: ReadonlyMap<string, Tensor>, opts:
   const env = evaluateGraph(graph, feeds, opts);
   const out = new Map<string, Tensor>();
   for (const o of graph.outputs) {
-    const t = env.get(o);
+    // An output may also be a graph input or a constant (initializer), which are not in `env`.
+    const t = env.get(o) ?? (o.constant ? o.constant.load() : undefined);
     if (!t) throw new UserError(`graph output was not computed`, { tensor: o.name });
     out.set(o.name, t);
   }

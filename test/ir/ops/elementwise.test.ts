@@ -8,7 +8,7 @@ import { Tensor } from '../../../src/ir/tensor.js';
 import { elementwiseOps } from '../../../src/ir/ops/elementwise.js';
 import { broadcastPlan } from '../../../src/ir/ops/elementwise-kernels.js';
 import { formatFloat } from '../../../src/ir/ops/elementwise-cast.js';
-import { erf, roundHalfEven, toBFloat16, toFloat16 } from '../../../src/ir/ops/elementwise-math.js';
+import { Mt19937, erf, roundHalfEven, toBFloat16, toFloat16 } from '../../../src/ir/ops/elementwise-math.js';
 
 const registry = new OpRegistry().register(...elementwiseOps);
 
@@ -338,8 +338,20 @@ describe('Where, Clip, Identity, Dropout', () => {
     expect(mask!.dtype).toBe('bool');
     expect(vals(mask!)).toEqual([1, 1]);
     expect(infer('Dropout', [ti(['n'])], {}, [], 2)).toEqual([ti(['n']), ti(['n'], 'bool')]);
-    expectUserError(() => run('Dropout', [x, f32([], [0.3]), vec('bool', [1]).reshape([])], {}, 2), /training mode/);
     expect(vals(run('Dropout', [x, f32([], [0]), vec('bool', [1]).reshape([])], {}, 2)[0]!)).toEqual([1, 2]);
+  });
+
+  test('training-mode Dropout reproduces numpy masks (np.random.seed(0); uniform() >= ratio)', () => {
+    const rng = new Mt19937(0);
+    // numpy: np.random.seed(0); np.random.uniform(0, 1, 3)
+    expectClose([rng.nextDouble(), rng.nextDouble(), rng.nextDouble()], [0.5488135039273248, 0.7151893663724195, 0.6027633760716439], 1e-15, 0);
+    // Uniforms from seed 0 start 0.549, 0.715, 0.603, 0.545, 0.424, 0.646: with ratio 0.6 the
+    // elements 1, 2 and 5 are kept and scaled by 2.5.
+    const x = f32([6], [1, 2, 3, 4, 5, 6]);
+    const [y, mask] = run('Dropout', [x, f32([], [0.6]), vec('bool', [1]).reshape([])], { seed: int(0) }, 2);
+    expect(vals(mask!)).toEqual([0, 1, 1, 0, 0, 1]);
+    expectClose(vals(y!), [0, 5, 7.5, 0, 0, 15]);
+    expectUserError(() => run('Dropout', [x, f32([], [1]), vec('bool', [1]).reshape([])]), /ratio/);
   });
 });
 
