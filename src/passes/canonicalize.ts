@@ -74,8 +74,8 @@ export const canonicalRules: RewriteRule[] = [
     name: 'reshape-reshape',
     pattern: { op: 'Reshape', inputs: [{ op: 'Reshape', inputs: [{ bind: 'x' }] }, { bind: 's', constant: true }] },
     rewrite: (m, rw) => {
-      const s = m.constant('s')!;
-      if (m.root.attrs.int('allowzero', 0) === 0 && Array.from(s.data).includes(0)) return undefined;
+      const s = m.constant('s');
+      if (!s || (m.root.attrs.int('allowzero', 0) === 0 && Array.from(s.data).includes(0))) return undefined;
       return rw.node('Reshape', [m.get('x'), m.get('s')], m.root.attrs, { like: [m.root.outputs[0]] });
     },
   },

@@ -40,17 +40,19 @@ const near = (want: number, tol = 1e-3) => (t: Tensor): boolean => {
   const s = scalarOf(t);
   return s !== undefined && Math.abs(s - want) <= tol * Math.max(1, Math.abs(want));
 };
-const anyConst: Pattern = { constant: (t) => scalarOf(t) !== undefined };
+/** A scalar (single-element) constant near `want` (larger constants are never loaded to check). */
+const scalar = (want: number): Pattern => ({ constant: near(want), maxElements: 1 });
+const anyScalar: Pattern = { constant: (t) => scalarOf(t) !== undefined, maxElements: 1 };
 const square = (name: string): Pattern => ({
   anyOf: [
-    { op: 'Pow', inputs: [{ bind: name }, { constant: near(2) }] },
+    { op: 'Pow', inputs: [{ bind: name }, scalar(2)] },
     { op: 'Mul', inputs: [{ bind: name }, { bind: name }] },
   ],
 });
 /** Sqrt(Add(ReduceMean(square(name)), eps)) */
 const rmsDenominator = (name: string): Pattern => ({
   op: 'Sqrt',
-  inputs: [{ op: 'Add', commute: true, inputs: [{ op: 'ReduceMean', inputs: [square(name)] }, anyConst] }],
+  inputs: [{ op: 'Add', commute: true, inputs: [{ op: 'ReduceMean', inputs: [square(name)] }, anyScalar] }],
 });
 
 const layerNormCore: Pattern = {
@@ -61,19 +63,19 @@ const layerNormCore: Pattern = {
 const rmsNormCores: Pattern[] = [
   { op: 'Div', inputs: [{ bind: 'x' }, rmsDenominator('x')] },
   { op: 'Mul', commute: true, inputs: [{ bind: 'x' }, { op: 'Reciprocal', inputs: [rmsDenominator('x')] }] },
-  { op: 'Mul', commute: true, inputs: [{ bind: 'x' }, { op: 'Div', inputs: [{ constant: near(1) }, rmsDenominator('x')] }] },
+  { op: 'Mul', commute: true, inputs: [{ bind: 'x' }, { op: 'Div', inputs: [scalar(1), rmsDenominator('x')] }] },
 ];
 
 const erfArg: Pattern = {
   anyOf: [
-    { op: 'Div', inputs: [{ bind: 'x' }, { constant: near(Math.SQRT2) }] },
-    { op: 'Mul', commute: true, inputs: [{ bind: 'x' }, { constant: near(Math.SQRT1_2) }] },
+    { op: 'Div', inputs: [{ bind: 'x' }, scalar(Math.SQRT2)] },
+    { op: 'Mul', commute: true, inputs: [{ bind: 'x' }, scalar(Math.SQRT1_2)] },
   ],
 };
 
 const cube: Pattern = {
   anyOf: [
-    { op: 'Pow', inputs: [{ bind: 'x' }, { constant: near(3) }] },
+    { op: 'Pow', inputs: [{ bind: 'x' }, scalar(3)] },
     { op: 'Mul', commute: true, inputs: [{ bind: 'x' }, { op: 'Mul', inputs: [{ bind: 'x' }, { bind: 'x' }] }] },
   ],
 };
@@ -81,8 +83,8 @@ const tanhArg: Pattern = {
   op: 'Mul',
   commute: true,
   inputs: [
-    { op: 'Add', commute: true, inputs: [{ bind: 'x' }, { op: 'Mul', commute: true, inputs: [cube, { constant: near(0.044715) }] }] },
-    { constant: near(Math.sqrt(2 / Math.PI)) },
+    { op: 'Add', commute: true, inputs: [{ bind: 'x' }, { op: 'Mul', commute: true, inputs: [cube, scalar(0.044715)] }] },
+    scalar(Math.sqrt(2 / Math.PI)),
   ],
 };
 
@@ -119,7 +121,7 @@ function geluTail(start: Value, x: Value, ctx: MatchContext): Node[] | undefined
   let haveX = false;
   let haveHalf = false;
   const isConst = (w: Value | null, want: number): boolean => {
-    const t = w ? ctx.constants.get(w) : undefined;
+    const t = w ? ctx.constants.small(w, 1) : undefined;
     return !!t && near(want)(t);
   };
   for (let step = 0; step < 2 && !(haveX && haveHalf); step++) {
@@ -151,7 +153,7 @@ function geluFrom(root: Node, arg: Pattern, ctx: MatchContext): Node[] | undefin
   const add = ctx.singleUser(root.outputs[0]!);
   if (!add || add.op !== 'Add' || add.inputs.length !== 2) return undefined;
   const one = add.inputs[0] === root.outputs[0] ? add.inputs[1] : add.inputs[0];
-  const t = one ? ctx.constants.get(one) : undefined;
+  const t = one ? ctx.constants.small(one, 1) : undefined;
   if (!t || !near(1)(t)) return undefined;
   const tail = geluTail(add.outputs[0]!, x, ctx);
   if (!tail) return undefined;

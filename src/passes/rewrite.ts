@@ -37,6 +37,8 @@ export interface Pattern {
   oneUse?: boolean;
   /** The value is a compile-time constant (and satisfies the predicate, when given). */
   constant?: boolean | ((t: Tensor) => boolean);
+  /** With a `constant` predicate: the largest constant (elements) loaded to test it (default 65536). */
+  maxElements?: number;
   /** Any further condition. */
   where?: (v: Value, m: MatchState) => boolean;
   /** Alternatives: the value must match one of them (the first that does, in order) as well. */
@@ -140,9 +142,10 @@ function matchInputs(n: Node, p: Pattern, m: MatchState): boolean {
 
 function checkValue(v: Value, p: Pattern, m: MatchState): boolean {
   if (p.oneUse && m.ctx.singleUser(v) === undefined) return false;
-  if (p.constant) {
-    const t = m.ctx.constants.get(v);
-    if (!t || (typeof p.constant === 'function' && !p.constant(t))) return false;
+  if (p.constant === true && !m.ctx.constants.isConstant(v)) return false;
+  if (typeof p.constant === 'function') {
+    const t = m.ctx.constants.small(v, p.maxElements ?? 1 << 16);
+    if (!t || !p.constant(t)) return false;
   }
   if (p.bind !== undefined) {
     const prev = m.values.get(p.bind);

@@ -37,6 +37,13 @@ export class ConstantView {
     return (!!v.constant && !this.inputs.has(v)) || this.get(v) !== undefined;
   }
 
+  /** The value when it is constant with at most `maxElements` elements (known without loading larger data). */
+  small(v: Value, maxElements: number): Tensor | undefined {
+    if (v.constant && v.constant.size > maxElements) return undefined;
+    const t = this.get(v);
+    return t && t.size <= maxElements ? t : undefined;
+  }
+
   get(v: Value): Tensor | undefined {
     const k = this.known.get(v);
     if (k !== undefined) return k ?? undefined;
