@@ -14,7 +14,7 @@ import { readTensorFile } from '../../src/onnx/tensor-file.js';
 import { runWithOrt } from '../../src/verify/ort.js';
 import { randomInputs } from '../../src/verify/random-inputs.js';
 import { verifyModel } from '../../src/verify/verify.js';
-import { EXAMPLE_MODELS } from '../../examples/generate.js';
+import { EXAMPLE_MODELS } from '../../examples/models/index.js';
 
 const ROOT = join(__dirname, '..', '..');
 const SIMPLE = join(ROOT, '..', 'shared', 'onnx-simple-tests');
