@@ -172,14 +172,5 @@ export class ModelBuilder {
   }
 }
 
-/** Deterministic PRNG (mulberry32) for weights and test inputs. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG for weights and test inputs (mulberry32, src/ir/random.ts). */
+export { mulberry32 as prng } from '../ir/random.js';

@@ -6,21 +6,13 @@
 import type { DType } from '../ir/dtype.js';
 import { UserError } from '../ir/errors.js';
 import type { Graph } from '../ir/graph.js';
+import { mulberry32 } from '../ir/random.js';
 import { type Dim, bindDim, symbolsOf } from '../ir/shape.js';
 import { Tensor } from '../ir/tensor.js';
 import { requiredInputs } from './feeds.js';
 
-/** mulberry32: a small, fast 32-bit PRNG with good statistics; returns numbers in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Re-exported for callers that import the PRNG from here. */
+export { mulberry32 };
 
 export interface RandomInputOptions {
   seed?: number;

@@ -41,17 +41,26 @@ function inferAveragePool(ctx: InferContext): TypeInfo[] {
   return [typeOf(input(ctx, 0).dtype, inferWindowPool(ctx, false))];
 }
 
-function evaluateMaxPool(ctx: EvalContext): Tensor[] {
+/** What both window pools' evaluation needs: the checked input, its window geometry and tap table. */
+function windowPoolSetup(ctx: EvalContext, max: boolean) {
   const x = ctx.inputs[0];
   if (!x) throw new UserError(`input X is required`, { node: ctx.node.label });
-  checkPoolInput(ctx, x.dtype, x.shape, true);
+  checkPoolInput(ctx, x.dtype, x.shape, max);
   const win = readWindowAttrs(ctx, ctx.attrs, x.rank - 2);
   const g = windowGeometry(ctx, x.shape.slice(2), win);
-  const planes = x.shape[0]! * x.shape[1]!;
-  const inS = prod(g.inSpatial);
-  const outS = prod(g.outSpatial);
-  const K = prod(g.kernel);
-  const taps = tapTable(g.outSpatial, g.inSpatial, g.kernel, g.strides, g.dilations, g.padsBegin);
+  return {
+    x,
+    g,
+    planes: x.shape[0]! * x.shape[1]!,
+    inS: prod(g.inSpatial),
+    outS: prod(g.outSpatial),
+    K: prod(g.kernel),
+    taps: tapTable(g.outSpatial, g.inSpatial, g.kernel, g.strides, g.dilations, g.padsBegin),
+  };
+}
+
+function evaluateMaxPool(ctx: EvalContext): Tensor[] {
+  const { x, g, planes, inS, outS, K, taps } = windowPoolSetup(ctx, true);
   const wantIndices = ctx.node.outputs.length > 1 && ctx.node.outputs[1]!.name !== '';
   const out = new Float64Array(planes * outS).fill(-Infinity);
   const idx = wantIndices ? new Float64Array(planes * outS).fill(-1) : undefined;
@@ -116,16 +125,7 @@ function toColumnMajor(idx: Float64Array, inS: number, spatial: readonly number[
 }
 
 function evaluateAveragePool(ctx: EvalContext): Tensor[] {
-  const x = ctx.inputs[0];
-  if (!x) throw new UserError(`input X is required`, { node: ctx.node.label });
-  checkPoolInput(ctx, x.dtype, x.shape, false);
-  const win = readWindowAttrs(ctx, ctx.attrs, x.rank - 2);
-  const g = windowGeometry(ctx, x.shape.slice(2), win);
-  const planes = x.shape[0]! * x.shape[1]!;
-  const inS = prod(g.inSpatial);
-  const outS = prod(g.outSpatial);
-  const K = prod(g.kernel);
-  const taps = tapTable(g.outSpatial, g.inSpatial, g.kernel, g.strides, g.dilations, g.padsBegin);
+  const { x, g, planes, inS, outS, K, taps } = windowPoolSetup(ctx, false);
   const counts = tapCounts(g, ctx.attrs.int('count_include_pad', 0) !== 0);
   const out = new Float64Array(planes * outS);
   const xd = x.data;
@@ -189,6 +189,16 @@ function globalPoolFlops(ctx: InferContext): number {
   return s && isStatic(s) ? prod(s) : 0;
 }
 
+const globalPool = (op: string, max: boolean): OpDef => ({
+  op,
+  family: 'conv',
+  inputs: [1, 1],
+  outputs: [1, 1],
+  infer: inferGlobalPool,
+  evaluate: (ctx) => evaluateGlobalPool(ctx, max),
+  flops: globalPoolFlops,
+});
+
 export const poolOps: OpDef[] = [
   { op: 'MaxPool', family: 'conv', inputs: [1, 1], outputs: [1, 2], infer: inferMaxPool, evaluate: evaluateMaxPool, flops: windowPoolFlops },
   {
@@ -200,22 +210,6 @@ export const poolOps: OpDef[] = [
     evaluate: evaluateAveragePool,
     flops: windowPoolFlops,
   },
-  {
-    op: 'GlobalAveragePool',
-    family: 'conv',
-    inputs: [1, 1],
-    outputs: [1, 1],
-    infer: inferGlobalPool,
-    evaluate: (ctx) => evaluateGlobalPool(ctx, false),
-    flops: globalPoolFlops,
-  },
-  {
-    op: 'GlobalMaxPool',
-    family: 'conv',
-    inputs: [1, 1],
-    outputs: [1, 1],
-    infer: inferGlobalPool,
-    evaluate: (ctx) => evaluateGlobalPool(ctx, true),
-    flops: globalPoolFlops,
-  },
+  globalPool('GlobalAveragePool', false),
+  globalPool('GlobalMaxPool', true),
 ];

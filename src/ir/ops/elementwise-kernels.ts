@@ -11,7 +11,7 @@ import type { DType, TypedArray } from '../dtype.js';
 import { allocStorage, isFloat, isInteger, isSigned, roundToDType } from '../dtype.js';
 import { UserError } from '../errors.js';
 import type { EvalContext, InferContext, TypeInfo } from '../registry.js';
-import { type Dim, isStatic, numel } from '../shape.js';
+import { type Dim, broadcastShapes, isStatic, numel } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { broadcastIndex, broadcastOrThrow, input } from './util.js';
 
@@ -104,19 +104,9 @@ export function tensorOfClass(ctx: EvalContext, i: number, c: TypeClass): Tensor
 
 /** Static broadcast of runtime shapes; UserError when incompatible. */
 export function broadcastRuntime(ctx: EvalContext, shapes: (readonly number[])[]): number[] {
-  const rank = Math.max(0, ...shapes.map((s) => s.length));
-  const out = new Array<number>(rank).fill(1);
-  for (const s of shapes) {
-    const off = rank - s.length;
-    for (let i = 0; i < s.length; i++) {
-      const d = s[i]!;
-      const cur = out[off + i]!;
-      if (cur === 1) out[off + i] = d;
-      else if (d !== 1 && d !== cur)
-        throw new UserError(`shapes ${shapes.map((x) => `[${x.join(',')}]`).join(' and ')} do not broadcast`, { node: ctx.node.label });
-    }
-  }
-  return out;
+  const out = broadcastShapes(...shapes);
+  if (!out) throw new UserError(`shapes ${shapes.map((x) => `[${x.join(',')}]`).join(' and ')} do not broadcast`, { node: ctx.node.label });
+  return out as number[];
 }
 
 /** Wraps computed storage as a tensor, rounding float16/bfloat16 results (computed in float32). */

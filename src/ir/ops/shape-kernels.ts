@@ -8,9 +8,10 @@
  */
 import { type TypedArray, allocStorage } from '../dtype.js';
 import { UserError } from '../errors.js';
-import type { InferContext } from '../registry.js';
+import type { InferContext, OpDef } from '../registry.js';
 import type { Dim } from '../shape.js';
 import { Tensor } from '../tensor.js';
+import { constInts, input, typeOf } from './util.js';
 
 /** Storage of a tensor: numbers (typed array) or strings. */
 export type Buf = TypedArray | string[];
@@ -45,6 +46,37 @@ export const allStatic = (s: readonly Dim[]): s is number[] => s.every((d) => ty
 
 /** Input shape of an infer context (undefined when the input is absent or its shape unknown). */
 export const shapeIn = (ctx: InferContext, i: number): Dim[] | undefined => ctx.inputs[i]?.shape;
+
+/**
+ * A `shape`-family row with inputs (X, ints) whose output shape is `shapeOf(X's shape, ints)`:
+ * infer gives it when X's shape and the constant ints are known (else only the dtype); evaluate
+ * passes the static output shape (and the ints) to `build`, which makes the output tensor.
+ */
+export function intsShapeOp(
+  op: string,
+  shapeOf: (ctx: { node: { label: string } }, s: readonly Dim[], ints: readonly number[]) => Dim[],
+  build: (x: Tensor, outShape: number[], ints: readonly number[]) => Tensor,
+): OpDef {
+  return {
+    op,
+    family: 'shape',
+    inputs: [2, 2],
+    outputs: [1, 1],
+    infer(ctx) {
+      const x = input(ctx, 0);
+      input(ctx, 1);
+      const ints = constInts(ctx, 1);
+      if (!x.shape || !ints) return [typeOf(x.dtype)];
+      return [typeOf(x.dtype, shapeOf(ctx, x.shape, ints))];
+    },
+    evaluate(ctx) {
+      const x = arg(ctx, 0);
+      const ints = intsOf(arg(ctx, 1));
+      return [build(x, shapeOf(ctx, x.shape, ints) as number[], ints)];
+    },
+    flops: () => 0,
+  };
+}
 
 /**
  * Copies every element of an index space `shape`:

@@ -15,6 +15,7 @@ import {
   dimAdd,
   fail,
   intsOf,
+  intsShapeOp,
   like,
   stridedCopy,
   transposeTensor,
@@ -268,42 +269,26 @@ const slice: OpDef = {
 
 // ---- Tile ----
 
-function checkRepeats(ctx: Ctx, rank: number, repeats: number[]): void {
-  if (repeats.length !== rank) fail(ctx, `repeats has ${repeats.length} entries but the input has rank ${rank}`);
+function tileShape(ctx: Ctx, s: readonly Dim[], repeats: readonly number[]): Dim[] {
+  if (repeats.length !== s.length) fail(ctx, `repeats has ${repeats.length} entries but the input has rank ${s.length}`);
   if (repeats.some((r) => !Number.isInteger(r) || r < 0)) fail(ctx, `repeats [${repeats}] has a negative entry`);
+  return s.map((d, i) => dimMul(d, repeats[i]!));
 }
 
-const tile: OpDef = {
-  op: 'Tile',
-  family: 'shape',
-  inputs: [2, 2],
-  outputs: [1, 1],
-  infer(ctx) {
-    const x = input(ctx, 0);
-    input(ctx, 1);
-    const repeats = constInts(ctx, 1);
-    if (!x.shape || !repeats) return [typeOf(x.dtype)];
-    checkRepeats(ctx, x.shape.length, repeats);
-    return [typeOf(x.dtype, x.shape.map((d, i) => dimMul(d, repeats[i]!)))];
-  },
-  evaluate(ctx) {
-    const x: Tensor = arg(ctx, 0);
-    const repeats = intsOf(arg(ctx, 1));
-    checkRepeats(ctx, x.rank, repeats);
-    // The output viewed as [r0, d0, r1, d1, ...]: the repeat dims read the input with stride 0.
-    const inStrides = stridesOf(x.shape);
-    const view: number[] = [];
-    const src: number[] = [];
-    x.shape.forEach((d, i) => {
-      view.push(repeats[i]!, d);
-      src.push(0, inStrides[i]!);
-    });
-    const outShape = x.shape.map((d, i) => d * repeats[i]!);
-    const out = allocLike(x, numel(outShape));
-    stridedCopy(bufOf(x), 0, src, view, out, 0, stridesOf(view));
-    return [like(x, outShape, out)];
-  },
-  flops: noFlops,
-};
+/** Tile's data: the output viewed as [r0, d0, r1, d1, ...], whose repeat dims read the input with stride 0. */
+function tileTensor(x: Tensor, outShape: number[], repeats: readonly number[]): Tensor {
+  const inStrides = stridesOf(x.shape);
+  const view: number[] = [];
+  const src: number[] = [];
+  x.shape.forEach((d, i) => {
+    view.push(repeats[i]!, d);
+    src.push(0, inStrides[i]!);
+  });
+  const out = allocLike(x, numel(outShape));
+  stridedCopy(bufOf(x), 0, src, view, out, 0, stridesOf(view));
+  return like(x, outShape, out);
+}
+
+const tile = intsShapeOp('Tile', tileShape, tileTensor);
 
 export const moveOps: OpDef[] = [transpose, concat, split, slice, tile];

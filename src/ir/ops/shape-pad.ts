@@ -144,30 +144,6 @@ function depthToSpaceShape(ctx: Ctx, s: readonly Dim[], b: number): Dim[] | unde
   return [s[0]!, c, dimMul(s[2]!, b), dimMul(s[3]!, b)];
 }
 
-const depthToSpace: OpDef = {
-  op: 'DepthToSpace',
-  family: 'shape',
-  inputs: [1, 1],
-  outputs: [1, 1],
-  infer(ctx) {
-    const x = input(ctx, 0);
-    const b = blockSize(ctx);
-    depthMode(ctx);
-    return [typeOf(x.dtype, x.shape && depthToSpaceShape(ctx, x.shape, b))];
-  },
-  evaluate(ctx) {
-    const x = arg(ctx, 0);
-    const b = blockSize(ctx);
-    const outShape = depthToSpaceShape(ctx, x.shape, b) as number[];
-    const [n, c, h, w] = x.shape as [number, number, number, number];
-    const cb = c / (b * b);
-    return depthMode(ctx) === 'DCR'
-      ? [permutedCopy(x, [n, b, b, cb, h, w], [0, 3, 4, 1, 5, 2], outShape)]
-      : [permutedCopy(x, [n, cb, b, b, h, w], [0, 1, 4, 2, 5, 3], outShape)];
-  },
-  flops: noFlops,
-};
-
 function depthMode(ctx: InferContext | EvalContext): string {
   const m = ctx.attrs.string('mode', 'DCR');
   if (m !== 'DCR' && m !== 'CRD') fail(ctx, `mode must be DCR or CRD, got '${m}'`);
@@ -184,24 +160,56 @@ function spaceToDepthShape(ctx: Ctx, s: readonly Dim[], b: number): Dim[] | unde
   return [s[0]!, dimMul(s[1]!, b * b), h, w];
 }
 
-const spaceToDepth: OpDef = {
-  op: 'SpaceToDepth',
-  family: 'shape',
-  inputs: [1, 1],
-  outputs: [1, 1],
-  infer(ctx) {
-    const x = input(ctx, 0);
-    const b = blockSize(ctx);
-    return [typeOf(x.dtype, x.shape && spaceToDepthShape(ctx, x.shape, b))];
+type AttrCtx = InferContext | EvalContext;
+
+/**
+ * A DepthToSpace-like row: `shapeOf` gives the output shape (undefined when unknown), `layout`
+ * the 6-D view of the static input [n, c, h, w] and its transpose; `checkAttrs` validates further
+ * attributes at inference.
+ */
+function blockOp(
+  op: string,
+  shapeOf: (ctx: Ctx, s: readonly Dim[], b: number) => Dim[] | undefined,
+  layout: (ctx: AttrCtx, nchw: [number, number, number, number], b: number) => [view: number[], perm: number[]],
+  checkAttrs: (ctx: AttrCtx) => void = () => {},
+): OpDef {
+  return {
+    op,
+    family: 'shape',
+    inputs: [1, 1],
+    outputs: [1, 1],
+    infer(ctx) {
+      const x = input(ctx, 0);
+      const b = blockSize(ctx);
+      checkAttrs(ctx);
+      return [typeOf(x.dtype, x.shape && shapeOf(ctx, x.shape, b))];
+    },
+    evaluate(ctx) {
+      const x = arg(ctx, 0);
+      const b = blockSize(ctx);
+      const outShape = shapeOf(ctx, x.shape, b) as number[];
+      const [view, perm] = layout(ctx, x.shape as [number, number, number, number], b);
+      return [permutedCopy(x, view, perm, outShape)];
+    },
+    flops: noFlops,
+  };
+}
+
+const depthToSpace = blockOp(
+  'DepthToSpace',
+  depthToSpaceShape,
+  (ctx, [n, c, h, w], b) => {
+    const cb = c / (b * b);
+    return depthMode(ctx) === 'DCR'
+      ? [[n, b, b, cb, h, w], [0, 3, 4, 1, 5, 2]]
+      : [[n, cb, b, b, h, w], [0, 1, 4, 2, 5, 3]];
   },
-  evaluate(ctx) {
-    const x = arg(ctx, 0);
-    const b = blockSize(ctx);
-    const outShape = spaceToDepthShape(ctx, x.shape, b) as number[];
-    const [n, c, h, w] = x.shape as [number, number, number, number];
-    return [permutedCopy(x, [n, c, h / b, b, w / b, b], [0, 3, 5, 1, 2, 4], outShape)];
-  },
-  flops: noFlops,
-};
+  depthMode,
+);
+
+const spaceToDepth = blockOp('SpaceToDepth', spaceToDepthShape, (_ctx, [n, c, h, w], b) => [
+  [n, c, h / b, b, w / b, b],
+  [0, 3, 5, 1, 2, 4],
+]);
 
 export const padOps: OpDef[] = [pad, depthToSpace, spaceToDepth];

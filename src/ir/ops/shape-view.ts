@@ -7,7 +7,7 @@ import type { InferContext, OpDef, TypeInfo } from '../registry.js';
 import { type Dim, broadcastShapes, dimDiv, dimProduct, stridesOf } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { axisOf, constInts, input, typeOf } from './util.js';
-import { allStatic, allocLike, arg, bufOf, fail, intsOf, like, shapeIn, stridedCopy } from './shape-kernels.js';
+import { allStatic, allocLike, arg, bufOf, fail, intsOf, intsShapeOp, like, shapeIn, stridedCopy } from './shape-kernels.js';
 
 type Ctx = { node: { label: string } };
 const noFlops = (): number => 0;
@@ -147,24 +147,7 @@ function unsqueezeShape(ctx: Ctx, s: readonly Dim[], axes: readonly number[]): D
   return out;
 }
 
-const unsqueeze: OpDef = {
-  op: 'Unsqueeze',
-  family: 'shape',
-  inputs: [2, 2],
-  outputs: [1, 1],
-  infer(ctx) {
-    const x = input(ctx, 0);
-    input(ctx, 1);
-    const axes = constInts(ctx, 1);
-    if (!x.shape || !axes) return [typeOf(x.dtype)];
-    return [typeOf(x.dtype, unsqueezeShape(ctx, x.shape, axes))];
-  },
-  evaluate(ctx) {
-    const x = arg(ctx, 0);
-    return [x.reshape(unsqueezeShape(ctx, x.shape, intsOf(arg(ctx, 1))) as number[])];
-  },
-  flops: noFlops,
-};
+const unsqueeze = intsShapeOp('Unsqueeze', unsqueezeShape, (x, outShape) => x.reshape(outShape));
 
 function expandShape(ctx: Ctx, s: readonly Dim[], spec: readonly number[]): Dim[] {
   for (const d of spec) if (!Number.isInteger(d) || d < 0) fail(ctx, `shape [${spec}] has an invalid entry ${d}`);
@@ -173,34 +156,21 @@ function expandShape(ctx: Ctx, s: readonly Dim[], spec: readonly number[]): Dim[
   return out;
 }
 
-const expand: OpDef = {
-  op: 'Expand',
-  family: 'shape',
-  inputs: [2, 2],
-  outputs: [1, 1],
-  infer(ctx) {
-    const x = input(ctx, 0);
-    input(ctx, 1);
-    const spec = constInts(ctx, 1);
-    if (!x.shape || !spec) return [typeOf(x.dtype)];
-    return [typeOf(x.dtype, expandShape(ctx, x.shape, spec))];
-  },
-  evaluate(ctx) {
-    const x = arg(ctx, 0);
-    const outShape = expandShape(ctx, x.shape, intsOf(arg(ctx, 1))) as number[];
-    const rank = outShape.length;
-    const off = rank - x.rank;
-    const inStrides = stridesOf(x.shape);
-    const src = new Array<number>(rank).fill(0);
-    for (let i = 0; i < x.rank; i++) src[off + i] = x.shape[i] === 1 ? 0 : inStrides[i]!;
-    let n = 1;
-    for (const d of outShape) n *= d;
-    const out = allocLike(x, n);
-    stridedCopy(bufOf(x), 0, src, outShape, out, 0, stridesOf(outShape));
-    return [like(x, outShape, out)];
-  },
-  flops: noFlops,
-};
+/** Expand's data: a strided copy that reads broadcast (size-1 or missing) dims with stride 0. */
+function expandTensor(x: Tensor, outShape: number[]): Tensor {
+  const rank = outShape.length;
+  const off = rank - x.rank;
+  const inStrides = stridesOf(x.shape);
+  const src = new Array<number>(rank).fill(0);
+  for (let i = 0; i < x.rank; i++) src[off + i] = x.shape[i] === 1 ? 0 : inStrides[i]!;
+  let n = 1;
+  for (const d of outShape) n *= d;
+  const out = allocLike(x, n);
+  stridedCopy(bufOf(x), 0, src, outShape, out, 0, stridesOf(outShape));
+  return like(x, outShape, out);
+}
+
+const expand = intsShapeOp('Expand', expandShape, expandTensor);
 
 /** Shape's [start, end) after clamping (opset 15). */
 function shapeRange(ctx: { attrs: InferContext['attrs'] }, rank: number): [number, number] {
