@@ -1,27 +1,30 @@
 /**
  * Layouts of values on a device mesh (used by the sharding passes; defined here because every
  * value of the IR may carry one). One placement per mesh axis:
- *   S(d)      the tensor's dim d is split over the axis (shard sizes may be uneven)
+ *   S(d)      the tensor's dim d is split over the axis (shard sizes may be uneven: balanced,
+ *             the first n mod k shards one larger)
+ *   S(d:u)    the same, split in whole blocks of u elements (u = head_dim when a hidden dim
+ *             splits into heads, so 6 heads on 4 devices give 2,2,1,1 heads)
  *   R         replicated
  *   P(sum)    each device holds a partial result; the true value is the reduction over the axis
  * A layout prints as `{tp: S(0), dp: R}` and parses back.
  */
 export type Placement =
-  | { kind: 'shard'; dim: number }
+  | { kind: 'shard'; dim: number; unit?: number }
   | { kind: 'replicate' }
   | { kind: 'partial'; reduce: 'sum' | 'max' | 'min' };
 
 /** Mesh axis name → placement; axes missing from the map are replicated. */
 export type Layout = ReadonlyMap<string, Placement>;
 
-export const Shard = (dim: number): Placement => ({ kind: 'shard', dim });
+export const Shard = (dim: number, unit = 1): Placement => (unit === 1 ? { kind: 'shard', dim } : { kind: 'shard', dim, unit });
 export const Replicate: Placement = { kind: 'replicate' };
 export const Partial = (reduce: 'sum' | 'max' | 'min' = 'sum'): Placement => ({ kind: 'partial', reduce });
 
 export function formatPlacement(p: Placement): string {
   switch (p.kind) {
     case 'shard':
-      return `S(${p.dim})`;
+      return p.unit !== undefined && p.unit !== 1 ? `S(${p.dim}:${p.unit})` : `S(${p.dim})`;
     case 'replicate':
       return 'R';
     case 'partial':
@@ -32,8 +35,8 @@ export function formatPlacement(p: Placement): string {
 export function parsePlacement(s: string): Placement {
   const t = s.trim();
   if (t === 'R') return Replicate;
-  let m = /^S\((\d+)\)$/.exec(t);
-  if (m) return Shard(Number(m[1]));
+  let m = /^S\((\d+)(?::(\d+))?\)$/.exec(t);
+  if (m) return Shard(Number(m[1]), m[2] === undefined ? 1 : Number(m[2]));
   m = /^P\((sum|max|min)\)$/.exec(t);
   if (m) return Partial(m[1] as 'sum' | 'max' | 'min');
   throw new Error(`not a placement: ${JSON.stringify(s)}`);
@@ -55,4 +58,12 @@ export function parseLayout(s: string): Layout {
     out.set(axis.trim(), parsePlacement(p));
   }
   return out;
+}
+
+/** Structural equality of placements (a shard's unit counts; unit 1 = no unit). */
+export function placementEq(a: Placement, b: Placement): boolean {
+  if (a.kind !== b.kind) return false;
+  if (a.kind === 'shard' && b.kind === 'shard') return a.dim === b.dim && (a.unit ?? 1) === (b.unit ?? 1);
+  if (a.kind === 'partial' && b.kind === 'partial') return a.reduce === b.reduce;
+  return true;
 }

@@ -11,10 +11,21 @@
 import { UserError } from '../ir/errors.js';
 import type { Graph, Node, Value } from '../ir/graph.js';
 import type { OpRegistry } from '../ir/registry.js';
-import { numel } from '../ir/shape.js';
+import { isStatic, numel } from '../ir/shape.js';
 import { LazyTensor, type Tensor } from '../ir/tensor.js';
 import type { Pass } from './manager.js';
-import { ConstantView, MAX_EXTERNAL_CONSTANT_LOAD, NONDETERMINISTIC_OPS, constantNodeValue, hasSubgraph, isDefaultDomain, isTopologicallyOrdered, shapeOpValue } from './util.js';
+import {
+  ConstantView,
+  MAX_EXTERNAL_CONSTANT_LOAD,
+  NONDETERMINISTIC_OPS,
+  constantInputs,
+  constantNodeValue,
+  evaluateAtCompileTime,
+  hasSubgraph,
+  isDefaultDomain,
+  isTopologicallyOrdered,
+  shapeOpValue,
+} from './util.js';
 
 export interface ConstantFoldingOptions {
   /** Largest output (elements) that is folded (default 1 << 20). */
@@ -110,29 +121,13 @@ function evaluateIfConstant(
   let outputsKnown = true;
   for (const o of node.outputs) {
     if (o.name === '') continue;
-    if (!o.shape || !o.shape.every((d): d is number => typeof d === 'number')) outputsKnown = false;
+    if (!o.shape || !isStatic(o.shape)) outputsKnown = false;
     else if (numel(o.shape) > maxElements) return undefined;
   }
-  const inputs: (Tensor | undefined)[] = [];
-  let total = 0;
-  for (const v of node.inputs) {
-    if (!v) {
-      inputs.push(undefined);
-      continue;
-    }
-    const t = constants.get(v);
-    if (!t) return undefined;
-    total += t.size;
-    inputs.push(t);
-  }
-  if (!outputsKnown && total > maxElements) return undefined;
-  let outs: Tensor[];
-  try {
-    outs = def.evaluate({ node, attrs: node.attrs, inputs });
-  } catch (e) {
-    if (e instanceof UserError) throw e.at({ node: node.label });
-    throw e;
-  }
+  const given = constantInputs(node, constants);
+  if (!given) return undefined;
+  if (!outputsKnown && given.total > maxElements) return undefined;
+  const outs = evaluateAtCompileTime(def, node, given.inputs);
   if (outs.some((t) => t.size > maxElements)) return undefined;
   return outs;
 }

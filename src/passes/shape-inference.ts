@@ -14,10 +14,10 @@
 import { UserError } from '../ir/errors.js';
 import type { Graph, Node, Value } from '../ir/graph.js';
 import type { InferContext, OpRegistry, TypeInfo } from '../ir/registry.js';
-import { type Dim, type Shape, bindDim, formatShape, numel } from '../ir/shape.js';
+import { type Dim, type Shape, bindDim, formatShape, isStatic, numel } from '../ir/shape.js';
 import type { Tensor } from '../ir/tensor.js';
 import type { Pass } from './manager.js';
-import { ConstantView, NONDETERMINISTIC_OPS, hasSubgraph, isTopologicallyOrdered, shapeOpValue } from './util.js';
+import { ConstantView, NONDETERMINISTIC_OPS, constantInputs, evaluateAtCompileTime, hasSubgraph, isTopologicallyOrdered, shapeOpValue } from './util.js';
 
 export interface ShapeInferenceOptions {
   /** Values of symbolic dims. */
@@ -138,31 +138,17 @@ function evaluateSmall(node: Node, constants: ConstantView, registry: OpRegistry
   }
   if (NONDETERMINISTIC_OPS.has(node.op) || hasSubgraph(node) || node.op === 'Constant') return;
   for (const o of node.outputs) {
-    if (!o.shape || !o.shape.every((d): d is number => typeof d === 'number') || numel(o.shape) > limit) return;
+    if (!o.shape || !isStatic(o.shape) || numel(o.shape) > limit) return;
   }
-  const inputs: (Tensor | undefined)[] = [];
-  let total = 0;
   for (const v of node.inputs) {
-    if (!v) {
-      inputs.push(undefined);
-      continue;
-    }
+    if (!v) continue;
     if (!constants.isConstant(v)) return;
     const c = v.constant;
     if (c && !c.loaded && c.location.kind === 'external') return;
-    const t = constants.get(v);
-    if (!t) return;
-    total += t.size;
-    inputs.push(t);
   }
-  if (total > 16 * limit) return;
-  let outs: Tensor[];
-  try {
-    outs = registry.forNode(node).evaluate({ node, attrs: node.attrs, inputs });
-  } catch (e) {
-    if (e instanceof UserError) throw e.at({ node: node.label });
-    throw e;
-  }
+  const given = constantInputs(node, constants);
+  if (!given || given.total > 16 * limit) return;
+  const outs = evaluateAtCompileTime(registry.forNode(node), node, given.inputs);
   node.outputs.forEach((o, k) => {
     const t = outs[k];
     if (t) constants.set(o, t);

@@ -4,7 +4,7 @@
  */
 import { UserError } from '../ir/errors.js';
 import { DEFAULT_DOMAIN, type Graph, type Node, type Value } from '../ir/graph.js';
-import type { OpRegistry } from '../ir/registry.js';
+import type { OpDef, OpRegistry } from '../ir/registry.js';
 import { Tensor } from '../ir/tensor.js';
 
 /** External constants up to this many elements may be loaded to serve as compile-time constants. */
@@ -67,6 +67,36 @@ export class ConstantView {
     const p = v.producer;
     if (p && p.op === 'Constant' && isDefaultDomain(p) && p.outputs[0] === v) return constantNodeValue(p, this.registry);
     return undefined;
+  }
+}
+
+/**
+ * The constant tensors of a node's inputs (undefined where an optional input is absent) and their
+ * total element count; undefined when some input has no constant value.
+ */
+export function constantInputs(node: Node, constants: ConstantView): { inputs: (Tensor | undefined)[]; total: number } | undefined {
+  const inputs: (Tensor | undefined)[] = [];
+  let total = 0;
+  for (const v of node.inputs) {
+    if (!v) {
+      inputs.push(undefined);
+      continue;
+    }
+    const t = constants.get(v);
+    if (!t) return undefined;
+    total += t.size;
+    inputs.push(t);
+  }
+  return { inputs, total };
+}
+
+/** Evaluates a node at compile time; a UserError from the op is tagged with the node. */
+export function evaluateAtCompileTime(def: OpDef, node: Node, inputs: (Tensor | undefined)[]): Tensor[] {
+  try {
+    return def.evaluate({ node, attrs: node.attrs, inputs });
+  } catch (e) {
+    if (e instanceof UserError) throw e.at({ node: node.label });
+    throw e;
   }
 }
 

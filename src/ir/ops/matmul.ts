@@ -87,6 +87,20 @@ function gemmDims<D>(ctx: { attrs: InferContext['attrs']; node: { label: string 
   };
 }
 
+/** gemmDims, checking that A's and B's inner dims agree where both are known. */
+function checkedGemmDims<D extends Dim>(ctx: { attrs: InferContext['attrs']; node: { label: string } }, a: readonly D[], b: readonly D[]): GemmDims<D> {
+  const dims = gemmDims(ctx, a, b);
+  if (typeof dims.K === 'number' && typeof dims.K2 === 'number' && dims.K !== dims.K2)
+    throw new UserError(`Gemm inner dimensions differ: A ${fmt(a)} x B ${fmt(b)}`, label(ctx));
+  return dims;
+}
+
+/** C must be at most 2-D and broadcast (unidirectionally) to [M, N]. */
+function checkGemmC(ctx: { node: { label: string } }, c: readonly Dim[], M: Dim, N: Dim): void {
+  const out = broadcastShapes(c, [M, N]);
+  if (c.length > 2 || !out || !shapeEq(out, [M, N])) throw new UserError(`Gemm C ${fmt(c)} does not broadcast to [${M},${N}]`, label(ctx));
+}
+
 const gemmOp: OpDef = {
   op: 'Gemm',
   family: 'matmul',
@@ -97,22 +111,15 @@ const gemmOp: OpDef = {
     const b = input(ctx, 1);
     const c = ctx.inputs[2];
     if (!a.shape || !b.shape) return [typeOf(a.dtype)];
-    const { M, K, K2, N } = gemmDims(ctx, a.shape, b.shape);
-    if (typeof K === 'number' && typeof K2 === 'number' && K !== K2)
-      throw new UserError(`Gemm inner dimensions differ: A ${fmt(a.shape)} x B ${fmt(b.shape)}`, label(ctx));
-    if (c?.shape) {
-      const out = broadcastShapes(c.shape, [M, N]);
-      if (c.shape.length > 2 || !out || !shapeEq(out, [M, N]))
-        throw new UserError(`Gemm C ${fmt(c.shape)} does not broadcast to [${M},${N}]`, label(ctx));
-    }
+    const { M, N } = checkedGemmDims(ctx, a.shape, b.shape);
+    if (c?.shape) checkGemmC(ctx, c.shape, M, N);
     return [typeOf(a.dtype, [M, N])];
   },
   evaluate(ctx) {
     const a = required(ctx, 0);
     const b = required(ctx, 1);
     const c = ctx.inputs[2];
-    const { M, K, K2, N } = gemmDims(ctx, a.shape, b.shape);
-    if (K !== K2) throw new UserError(`Gemm inner dimensions differ: A ${fmt(a.shape)} x B ${fmt(b.shape)}`, label(ctx));
+    const { M, K, N } = checkedGemmDims(ctx, a.shape, b.shape);
     const alpha = ctx.attrs.float('alpha', 1);
     const beta = ctx.attrs.float('beta', 1);
     const transA = ctx.attrs.int('transA', 0) !== 0;
@@ -127,9 +134,7 @@ const gemmOp: OpDef = {
     );
     if (alpha !== 1) for (let i = 0; i < out.length; i++) out[i] = alpha * out[i]!;
     if (c && beta !== 0) {
-      const bc = broadcastShapes(c.shape, [M, N]);
-      if (c.rank > 2 || !bc || !shapeEq(bc, [M, N]))
-        throw new UserError(`Gemm C ${fmt(c.shape)} does not broadcast to [${M},${N}]`, label(ctx));
+      checkGemmC(ctx, c.shape, M, N);
       const idx = broadcastIndex(c.shape, [M, N]);
       const cd = c.data;
       for (let i = 0; i < out.length; i++) out[i] = out[i]! + beta * cd[idx[i]!]!;

@@ -1,30 +1,17 @@
-import { type Attr, Attrs } from '../../../src/ir/attrs.js';
 import type { DType } from '../../../src/ir/dtype.js';
 import { UserError } from '../../../src/ir/errors.js';
-import { Node, Value } from '../../../src/ir/graph.js';
+import type { Node } from '../../../src/ir/graph.js';
 import { convOps } from '../../../src/ir/ops/conv.js';
 import type { OpDef, TypeInfo } from '../../../src/ir/registry.js';
 import type { Dim } from '../../../src/ir/shape.js';
 import { Tensor } from '../../../src/ir/tensor.js';
+import { type AttrIn, attrsOf, opNode } from '../../helpers/ops.js';
 
 // ---- harness: build a node, evaluate or infer one row ----
-type AttrIn = number | string | number[];
 const row = (op: string): OpDef => convOps.find((d) => d.op === op)!;
 
-function attrsOf(a: Record<string, AttrIn>): Attrs {
-  return new Attrs(
-    Object.entries(a).map(([k, v]): [string, Attr] => [
-      k,
-      typeof v === 'string' ? { kind: 'string', value: v } : Array.isArray(v) ? { kind: 'ints', value: v } : { kind: 'int', value: v },
-    ]),
-  );
-}
-
-function nodeOf(op: string, nIn: number, attrs: Record<string, AttrIn>, nOut = 1): Node {
-  const ins = Array.from({ length: nIn }, (_, i) => new Value(`in${i}`));
-  const outs = Array.from({ length: nOut }, (_, i) => new Value(`out${i}`));
-  return new Node(op, ins, outs, attrsOf(attrs), `${op.toLowerCase()}_0`);
-}
+const nodeOf = (op: string, nIn: number, attrs: Record<string, AttrIn>, nOut = 1): Node =>
+  opNode(op, nIn, nOut, attrsOf(attrs), `${op.toLowerCase()}_0`);
 
 function run(op: string, inputs: (Tensor | undefined)[], attrs: Record<string, AttrIn> = {}, nOut = 1): Tensor[] {
   const node = nodeOf(op, inputs.length, attrs, nOut);

@@ -1,7 +1,6 @@
 import { type Attr, Attrs } from '../../../src/ir/attrs.js';
 import type { DType } from '../../../src/ir/dtype.js';
-import { UserError } from '../../../src/ir/errors.js';
-import { Node, Value } from '../../../src/ir/graph.js';
+import type { Node } from '../../../src/ir/graph.js';
 import { OpRegistry, type TypeInfo } from '../../../src/ir/registry.js';
 import type { Dim } from '../../../src/ir/shape.js';
 import { Tensor } from '../../../src/ir/tensor.js';
@@ -9,6 +8,7 @@ import { elementwiseOps } from '../../../src/ir/ops/elementwise.js';
 import { broadcastPlan } from '../../../src/ir/ops/elementwise-kernels.js';
 import { formatFloat } from '../../../src/ir/ops/elementwise-cast.js';
 import { Mt19937, erf, roundHalfEven, toBFloat16, toFloat16 } from '../../../src/ir/ops/elementwise-math.js';
+import { expectUserError, opNode } from '../../helpers/ops.js';
 
 const registry = new OpRegistry().register(...elementwiseOps);
 
@@ -21,11 +21,8 @@ const t = (dtype: DType, shape: number[], values: number[]): Tensor => Tensor.fr
 const f32 = (shape: number[], values: number[]): Tensor => t('float32', shape, values);
 const vec = (dtype: DType, values: number[]): Tensor => t(dtype, [values.length], values);
 
-function node(op: string, nIn: number, nOut: number, attrs: AttrMap, present: boolean[] = []): Node {
-  const inputs = Array.from({ length: nIn }, (_, i) => (present[i] === false ? null : new Value(`in${i}`)));
-  const outputs = Array.from({ length: nOut }, (_, i) => new Value(`out${i}`));
-  return new Node(op, inputs, outputs, new Attrs(Object.entries(attrs)), `${op}_test`);
-}
+const node = (op: string, nIn: number, nOut: number, attrs: AttrMap, present: boolean[] = []): Node =>
+  opNode(op, nIn, nOut, new Attrs(Object.entries(attrs)), `${op}_test`, present);
 
 function run(op: string, inputs: (Tensor | undefined)[], attrs: AttrMap = {}, nOut = 1): Tensor[] {
   const n = node(op, inputs.length, nOut, attrs, inputs.map((x) => x !== undefined));
@@ -42,17 +39,6 @@ const infer = (op: string, inputs: (TypeInfo | undefined)[], attrs: AttrMap = {}
 
 const ti = (shape: Dim[] | undefined, dtype: DType = 'float32'): TypeInfo => ({ dtype, shape });
 const vals = (x: Tensor): number[] => x.toArray();
-
-function expectUserError(f: () => unknown, match: RegExp): void {
-  let err: unknown;
-  try {
-    f();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(UserError);
-  expect((err as Error).message).toMatch(match);
-}
 
 function expectClose(got: number[], want: number[], rtol = 1e-6, atol = 1e-7): void {
   expect(got.length).toBe(want.length);

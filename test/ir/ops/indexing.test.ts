@@ -1,28 +1,15 @@
-import { type Attr, Attrs } from '../../../src/ir/attrs.js';
+import type { Attrs } from '../../../src/ir/attrs.js';
 import type { DType } from '../../../src/ir/dtype.js';
 import { UserError } from '../../../src/ir/errors.js';
-import { Node, Value } from '../../../src/ir/graph.js';
+import type { Node } from '../../../src/ir/graph.js';
 import { createCoreRegistry } from '../../../src/ir/ops/index.js';
 import type { TypeInfo } from '../../../src/ir/registry.js';
 import { Tensor } from '../../../src/ir/tensor.js';
+import { type AttrIn, attrsOf, opNode } from '../../helpers/ops.js';
 
 const registry = createCoreRegistry();
 
-type AttrIn = number | string | number[];
-function attrsOf(a: Record<string, AttrIn>): Attrs {
-  return new Attrs(
-    Object.entries(a).map(([k, v]): [string, Attr] => [
-      k,
-      typeof v === 'string' ? { kind: 'string', value: v } : Array.isArray(v) ? { kind: 'ints', value: v } : { kind: 'int', value: v },
-    ]),
-  );
-}
-
-function nodeOf(op: string, nIn: number, nOut: number, attrs: Attrs): Node {
-  const ins = Array.from({ length: nIn }, (_, i) => new Value(`in${i}`));
-  const outs = Array.from({ length: nOut }, (_, i) => new Value(`out${i}`));
-  return new Node(op, ins, outs, attrs, `my_${op}`);
-}
+const nodeOf = (op: string, nIn: number, nOut: number, attrs: Attrs): Node => opNode(op, nIn, nOut, attrs, `my_${op}`);
 
 function run(op: string, inputs: (Tensor | undefined)[], a: Record<string, AttrIn> = {}, nOut = 1): Tensor[] {
   const attrs = attrsOf(a);

@@ -3,29 +3,14 @@
  * ones that the stored conformance data lacks: antialias, axes, keep_aspect_ratio_policy,
  * half_pixel_symmetric) and hand-computed ones.
  */
-import { type Attr, Attrs } from '../../../src/ir/attrs.js';
+import type { Attrs } from '../../../src/ir/attrs.js';
 import { Node, Value } from '../../../src/ir/graph.js';
 import { createCoreRegistry } from '../../../src/ir/ops/index.js';
 import type { TypeInfo } from '../../../src/ir/registry.js';
 import { Tensor } from '../../../src/ir/tensor.js';
+import { type AttrIn, attrsOf } from '../../helpers/ops.js';
 
 const registry = createCoreRegistry();
-
-type AttrIn = number | string | number[] | { float: number };
-function attrsOf(a: Record<string, AttrIn>): Attrs {
-  return new Attrs(
-    Object.entries(a).map(([k, v]): [string, Attr] => [
-      k,
-      typeof v === 'string'
-        ? { kind: 'string', value: v }
-        : Array.isArray(v)
-          ? { kind: 'ints', value: v }
-          : typeof v === 'number'
-            ? { kind: 'int', value: v }
-            : { kind: 'float', value: v.float },
-    ]),
-  );
-}
 
 function nodeOf(n: number, attrs: Attrs): Node {
   return new Node('Resize', Array.from({ length: n }, (_, i) => new Value(`in${i}`)), [new Value('y')], attrs, 'my_resize');

@@ -1,12 +1,12 @@
 import { type Attr, Attrs } from '../../../src/ir/attrs.js';
 import type { DType } from '../../../src/ir/dtype.js';
-import { UserError } from '../../../src/ir/errors.js';
 import { Graph, Node, Value } from '../../../src/ir/graph.js';
 import { OpRegistry, type TypeInfo } from '../../../src/ir/registry.js';
 import type { Dim } from '../../../src/ir/shape.js';
 import { LazyTensor, Tensor } from '../../../src/ir/tensor.js';
 import { shapeOps } from '../../../src/ir/ops/shape.js';
 import { runGraph } from '../../../src/targets/cpu/interpreter.js';
+import { expectUserError, opNode } from '../../helpers/ops.js';
 
 const registry = new OpRegistry().register(...shapeOps);
 const INT64_MAX = 9.223372036854776e18;
@@ -23,11 +23,8 @@ const iota = (shape: number[]): Tensor => {
   return f32(shape, Array.from({ length: n }, (_, i) => i));
 };
 
-function node(op: string, nIn: number, nOut: number, attrs: AttrMap, present: boolean[] = []): Node {
-  const inputs = Array.from({ length: nIn }, (_, i) => (present[i] === false ? null : new Value(`in${i}`)));
-  const outputs = Array.from({ length: nOut }, (_, i) => new Value(`out${i}`));
-  return new Node(op, inputs, outputs, new Attrs(Object.entries(attrs)), `${op}_test`);
-}
+const node = (op: string, nIn: number, nOut: number, attrs: AttrMap, present: boolean[] = []): Node =>
+  opNode(op, nIn, nOut, new Attrs(Object.entries(attrs)), `${op}_test`, present);
 
 /** Evaluates one op; `undefined` inputs are absent optionals. */
 function run(op: string, inputs: (Tensor | undefined)[], attrs: AttrMap = {}, nOut = 1): Tensor[] {
@@ -44,17 +41,6 @@ function infer(op: string, inputs: (TypeInfo | undefined)[], attrs: AttrMap = {}
 const ti = (shape: Dim[] | undefined, dtype: DType = 'float32'): TypeInfo => ({ dtype, shape });
 const I64 = (n: number): TypeInfo => ti([n], 'int64');
 const vals = (t: Tensor): number[] => t.toArray();
-
-function expectUserError(f: () => unknown, match: RegExp): void {
-  let err: unknown;
-  try {
-    f();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(UserError);
-  expect((err as Error).message).toMatch(match);
-}
 
 describe('Reshape', () => {
   test('0 copies a dim and -1 is inferred', () => {

@@ -1,0 +1,47 @@
+/**
+ * Shared harness pieces for the op-row unit tests (test/ir/ops/*.test.ts): attributes from plain
+ * values, a node with fresh values, and the UserError expectation.
+ */
+import { type Attr, Attrs } from '../../src/ir/attrs.js';
+import { UserError } from '../../src/ir/errors.js';
+import { Node, Value } from '../../src/ir/graph.js';
+
+/** An attribute as a plain value: int, string, ints, or `{ float: x }`. */
+export type AttrIn = number | string | number[] | { float: number };
+
+export function attrsOf(a: Readonly<Record<string, AttrIn>>): Attrs {
+  return new Attrs(
+    Object.entries(a).map(([k, v]): [string, Attr] => [
+      k,
+      typeof v === 'string'
+        ? { kind: 'string', value: v }
+        : Array.isArray(v)
+          ? { kind: 'ints', value: v }
+          : typeof v === 'number'
+            ? { kind: 'int', value: v }
+            : { kind: 'float', value: v.float },
+    ]),
+  );
+}
+
+/**
+ * A node of `op` with fresh values `in0..`, `out0..` (input i absent where `present[i]` is false)
+ * and the given label.
+ */
+export function opNode(op: string, nIn: number, nOut: number, attrs: Attrs, label: string, present: readonly boolean[] = []): Node {
+  const inputs = Array.from({ length: nIn }, (_, i) => (present[i] === false ? null : new Value(`in${i}`)));
+  const outputs = Array.from({ length: nOut }, (_, i) => new Value(`out${i}`));
+  return new Node(op, inputs, outputs, attrs, label);
+}
+
+/** Expects `f` to throw a UserError whose message matches `match`. */
+export function expectUserError(f: () => unknown, match: RegExp): void {
+  let err: unknown;
+  try {
+    f();
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(UserError);
+  expect((err as Error).message).toMatch(match);
+}
