@@ -8,7 +8,6 @@
  * never loaded just to fold an op on it. Nodes producing graph outputs stay (the runtime computes
  * graph outputs), as do nodes with subgraphs and random ops.
  */
-import { UserError } from '../ir/errors.js';
 import type { Graph, Node, Value } from '../ir/graph.js';
 import type { OpRegistry } from '../ir/registry.js';
 import { isStatic, numel } from '../ir/shape.js';

@@ -15,7 +15,6 @@ import { UserError } from '../ir/errors.js';
 import type { Graph, Node, Value } from '../ir/graph.js';
 import type { InferContext, OpRegistry, TypeInfo } from '../ir/registry.js';
 import { type Dim, type Shape, bindDim, formatShape, isStatic, numel } from '../ir/shape.js';
-import type { Tensor } from '../ir/tensor.js';
 import type { Pass } from './manager.js';
 import { ConstantView, NONDETERMINISTIC_OPS, constantInputs, evaluateAtCompileTime, hasSubgraph, isTopologicallyOrdered, shapeOpValue } from './util.js';
 
