@@ -5,6 +5,8 @@
 import { type Attr, Attrs } from '../../src/ir/attrs.js';
 import { UserError } from '../../src/ir/errors.js';
 import { Node, Value } from '../../src/ir/graph.js';
+import type { OpDef, TypeInfo } from '../../src/ir/registry.js';
+import type { Tensor } from '../../src/ir/tensor.js';
 
 /** An attribute as a plain value: int, string, ints, or `{ float: x }`. */
 export type AttrIn = number | string | number[] | { float: number };
@@ -44,4 +46,27 @@ export function expectUserError(f: () => unknown, match: RegExp): void {
   }
   expect(err).toBeInstanceOf(UserError);
   expect((err as Error).message).toMatch(match);
+}
+
+/**
+ * run / infer / flops of the op rows found by `row(op)`, each on a fresh node labelled
+ * `<op lowercased>_0` (inference without compile-time constants).
+ */
+export function rowHarness(row: (op: string) => OpDef) {
+  const nodeOf = (op: string, nIn: number, attrs: Record<string, AttrIn>, nOut = 1): Node =>
+    opNode(op, nIn, nOut, attrsOf(attrs), `${op.toLowerCase()}_0`);
+  return {
+    run(op: string, inputs: (Tensor | undefined)[], attrs: Record<string, AttrIn> = {}, nOut = 1): Tensor[] {
+      const node = nodeOf(op, inputs.length, attrs, nOut);
+      return row(op).evaluate({ node, attrs: node.attrs, inputs });
+    },
+    infer(op: string, inputs: (TypeInfo | undefined)[], attrs: Record<string, AttrIn> = {}, nOut = 1): TypeInfo[] {
+      const node = nodeOf(op, inputs.length, attrs, nOut);
+      return row(op).infer({ node, attrs: node.attrs, inputs, constant: () => undefined });
+    },
+    flops(op: string, inputs: TypeInfo[], attrs: Record<string, AttrIn> = {}): number {
+      const node = nodeOf(op, inputs.length, attrs);
+      return row(op).flops!({ node, attrs: node.attrs, inputs, constant: () => undefined });
+    },
+  };
 }

@@ -1,32 +1,15 @@
 import type { DType } from '../../../src/ir/dtype.js';
 import { UserError } from '../../../src/ir/errors.js';
-import type { Node } from '../../../src/ir/graph.js';
 import { convOps } from '../../../src/ir/ops/conv.js';
 import type { OpDef, TypeInfo } from '../../../src/ir/registry.js';
 import type { Dim } from '../../../src/ir/shape.js';
 import { Tensor } from '../../../src/ir/tensor.js';
-import { type AttrIn, attrsOf, opNode } from '../../helpers/ops.js';
+import { rowHarness } from '../../helpers/ops.js';
 
 // ---- harness: build a node, evaluate or infer one row ----
 const row = (op: string): OpDef => convOps.find((d) => d.op === op)!;
 
-const nodeOf = (op: string, nIn: number, attrs: Record<string, AttrIn>, nOut = 1): Node =>
-  opNode(op, nIn, nOut, attrsOf(attrs), `${op.toLowerCase()}_0`);
-
-function run(op: string, inputs: (Tensor | undefined)[], attrs: Record<string, AttrIn> = {}, nOut = 1): Tensor[] {
-  const node = nodeOf(op, inputs.length, attrs, nOut);
-  return row(op).evaluate({ node, attrs: node.attrs, inputs });
-}
-
-function infer(op: string, inputs: (TypeInfo | undefined)[], attrs: Record<string, AttrIn> = {}, nOut = 1): TypeInfo[] {
-  const node = nodeOf(op, inputs.length, attrs, nOut);
-  return row(op).infer({ node, attrs: node.attrs, inputs, constant: () => undefined });
-}
-
-function flops(op: string, inputs: TypeInfo[], attrs: Record<string, AttrIn> = {}): number {
-  const node = nodeOf(op, inputs.length, attrs);
-  return row(op).flops!({ node, attrs: node.attrs, inputs, constant: () => undefined });
-}
+const { run, infer, flops } = rowHarness(row);
 
 const t = (shape: number[], values: number[], dtype: DType = 'float32'): Tensor => Tensor.from(dtype, shape, values);
 const iota = (shape: number[]): Tensor => t(shape, Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => i));

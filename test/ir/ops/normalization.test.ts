@@ -1,6 +1,5 @@
 import type { DType } from '../../../src/ir/dtype.js';
 import { UserError } from '../../../src/ir/errors.js';
-import type { Node } from '../../../src/ir/graph.js';
 import { createCoreRegistry } from '../../../src/ir/ops/index.js';
 import { normalizationOps } from '../../../src/ir/ops/normalization.js';
 import type { OpDef, TypeInfo } from '../../../src/ir/registry.js';
@@ -9,23 +8,12 @@ import { Tensor } from '../../../src/ir/tensor.js';
 import { ModelBuilder } from '../../../src/onnx/builder.js';
 import { importModel } from '../../../src/onnx/import.js';
 import { runGraph } from '../../../src/targets/cpu/interpreter.js';
-import { type AttrIn, attrsOf, opNode } from '../../helpers/ops.js';
+import { rowHarness } from '../../helpers/ops.js';
 
 // ---- harness: build a node, evaluate or infer one row ----
 const row = (op: string): OpDef => normalizationOps.find((d) => d.op === op)!;
 
-const nodeOf = (op: string, nIn: number, attrs: Record<string, AttrIn>, nOut: number): Node =>
-  opNode(op, nIn, nOut, attrsOf(attrs), `${op.toLowerCase()}_0`);
-
-function run(op: string, inputs: (Tensor | undefined)[], attrs: Record<string, AttrIn> = {}, nOut = 1): Tensor[] {
-  const node = nodeOf(op, inputs.length, attrs, nOut);
-  return row(op).evaluate({ node, attrs: node.attrs, inputs });
-}
-
-function infer(op: string, inputs: (TypeInfo | undefined)[], attrs: Record<string, AttrIn> = {}, nOut = 1): TypeInfo[] {
-  const node = nodeOf(op, inputs.length, attrs, nOut);
-  return row(op).infer({ node, attrs: node.attrs, inputs, constant: () => undefined });
-}
+const { run, infer, flops } = rowHarness(row);
 
 const t = (shape: number[], values: number[], dtype: DType = 'float32'): Tensor => Tensor.from(dtype, shape, values);
 const f32 = (shape?: Dim[]): TypeInfo => ({ dtype: 'float32', shape });
@@ -131,8 +119,7 @@ describe('LayerNormalization and RMSNormalization', () => {
     expect(infer('LayerNormalization', [f32(['b', 's', 768]), f32([768])], {}, 1)).toHaveLength(1);
     expect(infer('RMSNormalization', [f32(['b', 4096]), f32([4096])])).toEqual([f32(['b', 4096])]);
     expect(() => infer('LayerNormalization', [f32([2, 4]), f32([3])])).toThrow(/layernormalization_0.*does not broadcast/);
-    const node = nodeOf('LayerNormalization', 2, {}, 1);
-    expect(row('LayerNormalization').flops!({ node, attrs: node.attrs, inputs: [f32([2, 4]), f32([4])], constant: () => undefined })).toBe(40);
+    expect(flops('LayerNormalization', [f32([2, 4]), f32([4])])).toBe(40);
   });
 });
 
