@@ -22,7 +22,8 @@ const registry = createCoreRegistry();
 const TOL = { rtol: 1e-4, atol: 1e-5 };
 
 describe('generated example models', () => {
-  for (const [name, make] of Object.entries(EXAMPLE_MODELS)) {
+  // cnn-tiny has no sequence dim (output [batch, 10]); test/examples/more-models.test.ts covers it.
+  for (const [name, make] of Object.entries(EXAMPLE_MODELS).filter(([n]) => n !== 'cnn-tiny.onnx')) {
     const file = join(ROOT, 'examples', name);
 
     test(`${name} is up to date with examples/generate.ts`, () => {
