@@ -3,6 +3,13 @@
 import { fileURLToPath } from 'node:url';
 import { main } from '../dist/cli/main.js';
 
+// `shardc explain bundle | head`: a closed pipe ends the program quietly, as other tools do.
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (e) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+
 const packageRoot = fileURLToPath(new URL('..', import.meta.url));
 main(process.argv.slice(2), { packageRoot }).then((code) => {
   process.exitCode = code;

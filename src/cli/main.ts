@@ -10,8 +10,10 @@ import { join } from 'node:path';
 import { UserError, VerificationError } from '../ir/errors.js';
 import { conformanceCommand } from './commands/conformance.js';
 import { demoCommand } from './commands/demo.js';
+import { explainCommand } from './commands/explain.js';
 import { inspectCommand } from './commands/inspect.js';
 import { notImplementedCommands } from './commands/not-implemented.js';
+import { partitionCommand } from './commands/partition.js';
 import { runCommand } from './commands/run.js';
 import { verifyCommand } from './commands/verify.js';
 import { type CliContext, type CommandFactory, type CommandState, EXIT, type Output } from './context.js';
@@ -46,7 +48,16 @@ export function buildProgram(ctx: CliContext, state: CommandState): Command {
         /* reported by main() as one `shardc: ...` line */
       },
     });
-  const factories: CommandFactory[] = [inspectCommand, runCommand, verifyCommand, conformanceCommand, demoCommand, ...notImplementedCommands];
+  const factories: CommandFactory[] = [
+    inspectCommand,
+    partitionCommand,
+    runCommand,
+    verifyCommand,
+    explainCommand,
+    conformanceCommand,
+    demoCommand,
+    ...notImplementedCommands,
+  ];
   for (const make of factories) {
     const cmd = make(ctx, state).exitOverride();
     cmd.configureOutput(program.configureOutput());

@@ -143,8 +143,6 @@ describe('bad input and exit codes', () => {
   });
 
   it('commands that later work fills in say so', () => {
-    expectUserError(shardc('partition', ADD_MODEL, '--mesh', 'tp=2', '--out', join(tmp, 'b')), /^shardc: partition is not implemented yet$/);
-    expectUserError(shardc('explain', tmp), /explain is not implemented yet/);
     expectUserError(shardc('bench', ADD_MODEL), /bench is not implemented yet/);
   });
 

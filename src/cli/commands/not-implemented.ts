@@ -14,7 +14,5 @@ function placeholder(name: string, description: string, args: string[]): Command
 }
 
 export const notImplementedCommands: CommandFactory[] = [
-  placeholder('partition', 'partition a model over a device mesh into a bundle', ['[model]']),
-  placeholder('explain', 'why each layout and each collective of a bundle', ['[bundle]']),
   placeholder('bench', 'benchmark a model on a target', ['[model]']),
 ];

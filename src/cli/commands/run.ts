@@ -1,6 +1,7 @@
 /**
  * `shardc run <model.onnx | bundle-dir> --inputs <dir> [--outputs <dir>] [--target cpu]`:
- * runs a model on the CPU runtime. Inputs are input_<i>.pb (TensorProto) or .npy files; outputs
+ * runs a model on the CPU runtime, or a bundle (from `shardc partition`) on the simulated
+ * multi-device CPU runtime with the bundle's per-device programs and weights. Inputs are input_<i>.pb (TensorProto) or .npy files; outputs
  * are written as output_<i>.pb (or summarised on stdout without --outputs). Every output is
  * computed before anything is written, and files go through a temporary name, so a failure
  * leaves no half-written output.
@@ -8,6 +9,7 @@
 import { Command } from 'commander';
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadBundleForRun } from '../../bundle/run.js';
 import { UserError } from '../../ir/errors.js';
 import { createCoreRegistry } from '../../ir/ops/index.js';
 import type { Tensor } from '../../ir/tensor.js';
@@ -26,16 +28,15 @@ interface RunOptions {
 
 export function runCommand(ctx: CliContext, _state: CommandState): Command {
   return new Command('run')
-    .description('run a model (or, later, a partitioned bundle) on inputs from a directory')
-    .argument('<model>', 'ONNX model file (bundle directories come with `partition`)')
+    .description('run a model, or a partitioned bundle on simulated devices, on inputs from a directory')
+    .argument('<model>', 'ONNX model file, or a bundle directory written by `shardc partition`')
     .requiredOption('--inputs <dir>', 'directory with input_<i>.pb or input_<i>.npy')
     .option('--outputs <dir>', 'write output_<i>.pb here')
     .option('--target <target>', 'cpu (wgsl and cuda come with partition)', 'cpu')
     .action((modelPath: string, opts: RunOptions) => {
       requireCpuTarget(opts.target);
-      if (existsSync(modelPath) && statSync(modelPath).isDirectory())
-        throw new UserError(`running a bundle directory is not implemented yet (partition is not implemented); pass a model.onnx`, { file: modelPath });
-      const outputs = runModelOnFiles(modelPath, opts.inputs);
+      const outputs =
+        existsSync(modelPath) && statSync(modelPath).isDirectory() ? runBundleOnFiles(modelPath, opts.inputs) : runModelOnFiles(modelPath, opts.inputs);
       if (opts.outputs !== undefined) {
         writeOutputs(opts.outputs, outputs);
         println(ctx.stdout, `wrote ${outputs.length} output${outputs.length === 1 ? '' : 's'} to ${opts.outputs}`);
@@ -55,6 +56,15 @@ export function runModelOnFiles(modelPath: string, inputsDir: string): { name: s
   const feeds = feedsFromFiles(model.graph, files.map((f) => readTensorFile(f)), inputsDir);
   const result = runGraph(model.graph, feeds, { registry });
   return model.graph.outputs.map((o) => ({ name: o.name, tensor: result.get(o.name)! }));
+}
+
+/** Runs a bundle on input_<i> files (global tensors); returns the global outputs in graph order. */
+export function runBundleOnFiles(bundleDir: string, inputsDir: string): { name: string; tensor: Tensor }[] {
+  if (!existsSync(inputsDir) || !statSync(inputsDir).isDirectory()) throw new UserError(`inputs directory does not exist`, { file: inputsDir });
+  const bundle = loadBundleForRun(bundleDir, createCoreRegistry());
+  const files = numberedTensorFiles(inputsDir, 'input');
+  if (files.length === 0) throw new UserError(`no input_<i>.pb or input_<i>.npy files`, { file: inputsDir });
+  return bundle.run(feedsFromFiles(bundle.globalGraph, files.map((f) => readTensorFile(f)), inputsDir));
 }
 
 function writeOutputs(dir: string, outputs: { name: string; tensor: Tensor }[]): void {

@@ -3,10 +3,17 @@
  * [--seed N] [--target cpu] [--json]`: runs the model on the CPU runtime and compares every output
  * with output_<i>.pb in the inputs dir, else with onnxruntime-node on the same inputs (seeded
  * random inputs when no dir is given). Exit 3 on a mismatch, naming the worst element.
+ *
+ * With `--mesh M [--strategy S]` the model is sharded and run on simulated devices
+ * (src/verify/sharded.ts); the sharded outputs are compared with the unsharded CPU run
+ * (--shard-rtol/--shard-atol, default 1e-5/1e-6) and with the test data or onnxruntime-node
+ * (--rtol/--atol). The JSON report holds both comparisons.
  */
 import { Command } from 'commander';
-import { UserError } from '../../ir/errors.js';
+import { UserError, VerificationError } from '../../ir/errors.js';
 import { createCoreRegistry } from '../../ir/ops/index.js';
+import { createCoreShardingRules } from '../../passes/sharding/rules/index.js';
+import { SHARDED_TOLERANCE, firstMismatch, formatShardedReport, verifySharded } from '../../verify/sharded.js';
 import { VERIFY_TOLERANCE, assertVerified, formatVerifyReport, verifyModel } from '../../verify/verify.js';
 import { type CliContext, parseDims, parseInteger, parseNonNegative, printJson, println, requireCpuTarget, type CommandState, EXIT } from '../context.js';
 
@@ -19,6 +26,8 @@ interface VerifyCliOptions {
   target?: string;
   mesh?: string;
   strategy?: string;
+  shardRtol: number;
+  shardAtol: number;
   json?: boolean;
 }
 
@@ -34,12 +43,39 @@ export function verifyCommand(ctx: CliContext, state: CommandState): Command {
     )
     .option('--seed <N>', 'seed of the random inputs', parseInteger('--seed'), 0)
     .option('--target <target>', 'cpu (wgsl and cuda come with partition)', 'cpu')
-    .option('--mesh <mesh>', 'verify a sharded run (not implemented yet)')
-    .option('--strategy <strategy>', 'sharding strategy for --mesh (not implemented yet)')
+    .option('--mesh <mesh>', 'verify a sharded run on simulated devices, e.g. tp=4 or dp=2,tp=2')
+    .option('--strategy <strategy>', 'sharding strategy for --mesh: megatron, sequence, summa2d, expert, pipeline, data, auto, or a spec .json file')
+    .option('--shard-rtol <R>', 'relative tolerance of sharded vs unsharded', parseNonNegative('--shard-rtol'), SHARDED_TOLERANCE.rtol)
+    .option('--shard-atol <A>', 'absolute tolerance of sharded vs unsharded', parseNonNegative('--shard-atol'), SHARDED_TOLERANCE.atol)
     .option('--json', 'print one JSON document')
     .action(async (modelPath: string, opts: VerifyCliOptions) => {
       requireCpuTarget(opts.target);
-      if (opts.mesh !== undefined || opts.strategy !== undefined) throw new UserError(`sharded verification (--mesh, --strategy) is not implemented yet`);
+      if (opts.strategy !== undefined && opts.mesh === undefined) throw new UserError(`--strategy needs --mesh`);
+      if (opts.mesh !== undefined) {
+        const report = await verifySharded(modelPath, {
+          registry: createCoreRegistry(),
+          rules: createCoreShardingRules(),
+          mesh: opts.mesh,
+          strategy: opts.strategy ?? 'auto',
+          inputsDir: opts.inputs,
+          tolerance: { atol: opts.atol, rtol: opts.rtol },
+          shardTolerance: { atol: opts.shardAtol, rtol: opts.shardRtol },
+          dims: opts.dim,
+          seed: opts.seed,
+        });
+        const bad = firstMismatch(report);
+        if (opts.json) {
+          printJson(ctx, report);
+          if (bad) {
+            ctx.stderr.write(`shardc: verification failed: ${bad}\n`);
+            state.code = EXIT.mismatch;
+          }
+          return;
+        }
+        println(ctx.stdout, ...formatShardedReport(report));
+        if (bad) throw new VerificationError(bad);
+        return;
+      }
       const report = await verifyModel(modelPath, {
         registry: createCoreRegistry(),
         inputsDir: opts.inputs,

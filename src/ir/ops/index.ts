@@ -9,6 +9,7 @@ import { normalizationOps } from './normalization.js';
 import { convOps } from './conv.js';
 import { resizeOps } from './resize.js';
 import { attentionOps } from './attention.js';
+import { collectiveOps } from './collective.js';
 
 export function createCoreRegistry(): OpRegistry {
   return new OpRegistry().register(
@@ -21,5 +22,6 @@ export function createCoreRegistry(): OpRegistry {
     ...convOps,
     ...resizeOps,
     ...attentionOps,
+    ...collectiveOps,
   );
 }

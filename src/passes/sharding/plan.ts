@@ -22,6 +22,7 @@
  */
 import { COLLECTIVE_DOMAIN, type Graph, type Node } from '../../ir/graph.js';
 import type { DeviceMesh } from './mesh.js';
+import type { Candidate } from './rule.js';
 
 export { COLLECTIVE_DOMAIN };
 
@@ -80,4 +81,10 @@ export interface ShardPlan {
   collectives: CollectiveRecord[];
   /** Why each seeded value got its layout (value name → explanation), for `explain`. */
   seeds: Map<string, string>;
+  /**
+   * The candidate chosen per mesh axis for each (non-collective) node of `graph`, as the rules
+   * returned it (with its `local` key), for rule.localize in the SPMD lowering. When a node is
+   * missing, the lowering rebuilds the candidate from the values' layouts and node.meta.
+   */
+  candidates?: Map<Node, Map<string, Candidate>>;
 }

@@ -16,7 +16,8 @@
  * Neg, Transpose, Reshape, ...).
  */
 import type { Attrs } from '../../ir/attrs.js';
-import type { Node } from '../../ir/graph.js';
+import type { DType } from '../../ir/dtype.js';
+import type { Node, Value } from '../../ir/graph.js';
 import type { Placement } from '../../ir/layout.js';
 import type { TypeInfo } from '../../ir/registry.js';
 import type { Tensor } from '../../ir/tensor.js';
@@ -59,6 +60,20 @@ export interface LocalizeContext {
   candidates: ReadonlyMap<string, Candidate>;
   /** Replaces input i by a new constant (e.g. a local shape). */
   setConstantInput(i: number, t: Tensor): void;
+  /*
+   * Graph edits, for rules that expand the node into several nodes on the device (the
+   * 'masked-gather' of a vocabulary-parallel Gather). The rule builds the new nodes itself
+   * (`new Node(...)`, which sets each output's producer) and may re-point ctx.node's inputs and
+   * outputs; the lowering places the nodes and keeps the device graph topologically ordered.
+   */
+  /** A fresh value of the device graph: a unique name derived from `hint`, this device's (local) shape. */
+  newValue(hint: string, dtype: DType, shape: readonly number[]): Value;
+  /** A fresh constant value of the device graph holding `t` (an initializer of the device graph). */
+  newConstant(hint: string, t: Tensor): Value;
+  /** Inserts nodes just before ctx.node, in the order given. */
+  insertBefore(...nodes: Node[]): void;
+  /** Inserts nodes just after ctx.node, in the order given. */
+  insertAfter(...nodes: Node[]): void;
 }
 
 export interface ShardingRule {

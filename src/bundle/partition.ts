@@ -1,0 +1,111 @@
+/**
+ * `partition`: model file → bundle directory. Everything that can fail on bad input (mesh, strategy,
+ * target, the output directory, the model, propagation) fails before anything is written; the
+ * bundle is then written atomically.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { UserError } from '../ir/errors.js';
+import { createCoreRegistry } from '../ir/ops/index.js';
+import type { OpRegistry } from '../ir/registry.js';
+import { exportModel } from '../onnx/export.js';
+import { importModel, unsupportedOps } from '../onnx/import.js';
+import { shardGraph } from '../passes/sharding/index.js';
+import { lowerPlan, type DeviceProgram } from '../passes/sharding/lower.js';
+import { DeviceMesh } from '../passes/sharding/mesh.js';
+import type { ShardPlan } from '../passes/sharding/plan.js';
+import type { ShardingRuleRegistry } from '../passes/sharding/rule.js';
+import { createCoreShardingRules } from '../passes/sharding/rules/index.js';
+import { type AtomicWriteOptions, checkWritableTarget } from './atomic-dir.js';
+import { sha256Hex } from './canonical.js';
+import { checkMeshFits } from './fit.js';
+import { resolveStrategy, type StrategyChoice } from './strategy.js';
+import { isBundleDir, writeBundle } from './write.js';
+
+export interface ShardedModel {
+  plan: ShardPlan;
+  programs: DeviceProgram[];
+  modelBytes: Uint8Array;
+}
+
+export interface ShardOptions {
+  mesh: DeviceMesh;
+  strategy: StrategyChoice;
+  bindings: Record<string, number>;
+  registry: OpRegistry;
+  rules: ShardingRuleRegistry;
+}
+
+/** Imports, shards and lowers a model file. */
+export function shardModelFile(modelPath: string, opts: ShardOptions): ShardedModel {
+  let modelBytes: Uint8Array;
+  try {
+    if (statSync(modelPath).isDirectory()) throw new UserError('is a directory, not an ONNX file', { file: modelPath });
+    modelBytes = readFileSync(modelPath);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(code === 'ENOENT' ? 'file not found' : `cannot read the file (${code ?? 'error'})`, { file: modelPath });
+  }
+  const model = importModel(modelBytes, { file: modelPath });
+  const missing = unsupportedOps(model.graph, opts.registry);
+  if (missing.length) throw new UserError(`unsupported ops: ${missing.map((m) => m.op).join(', ')}`, { file: modelPath });
+  const plan = shardGraph(model.graph, opts.mesh, {
+    strategy: opts.strategy.strategy,
+    specFile: opts.strategy.specFile,
+    registry: opts.registry,
+    rules: opts.rules,
+    bindings: opts.bindings,
+  });
+  checkMeshFits(plan);
+  const programs = lowerPlan(plan, { registry: opts.registry, rules: opts.rules });
+  return { plan, programs, modelBytes };
+}
+
+export interface PartitionOptions {
+  mesh: string;
+  strategy: string;
+  target: 'cpu';
+  bindings?: Record<string, number>;
+  out: string;
+  force?: boolean;
+  shardcVersion: string;
+  registry?: OpRegistry;
+  rules?: ShardingRuleRegistry;
+  /** Test hooks for the atomic write. */
+  writeHooks?: Pick<AtomicWriteOptions, 'beforeFile' | 'beforeRename'>;
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+export interface PartitionResult {
+  bundle: string;
+  manifestSha256: string;
+  devices: number;
+  collectives: number;
+}
+
+export function partitionModel(modelPath: string, opts: PartitionOptions): PartitionResult {
+  const mesh = DeviceMesh.parse(opts.mesh);
+  const strategy = resolveStrategy(opts.strategy);
+  checkWritableTarget(opts.out, { what: 'bundle', force: opts.force, isReplaceable: isBundleDir });
+  const registry = opts.registry ?? createCoreRegistry();
+  const rules = opts.rules ?? createCoreShardingRules();
+  const { plan, programs, modelBytes } = shardModelFile(modelPath, { mesh, strategy, bindings: opts.bindings ?? {}, registry, rules });
+  const built = writeBundle(
+    opts.out,
+    {
+      plan,
+      programs,
+      registry,
+      exportGraph: (g) => exportModel(g),
+      model: { file: basename(modelPath), sha256: sha256Hex(modelBytes) },
+      strategy: strategy.recorded,
+      strategySpec: strategy.spec,
+      target: opts.target,
+      shardcVersion: opts.shardcVersion,
+      env: opts.env,
+    },
+    { force: opts.force, ...opts.writeHooks },
+  );
+  return { bundle: opts.out, manifestSha256: built.manifestSha256, devices: programs.length, collectives: plan.collectives.length };
+}

@@ -1,0 +1,110 @@
+/**
+ * schedule.json: per device, the ordered steps of its program (kernel launches and collectives)
+ * with the values each reads and writes and the steps it depends on. For now the order is the
+ * local graph's program order (one stream, no overlap); `dependencies` already allow a runtime to
+ * overlap a collective with independent kernels.
+ */
+import type { Attr } from '../ir/attrs.js';
+import { COLLECTIVE_DOMAIN, type Graph, type Value } from '../ir/graph.js';
+import { GROUP_ATTR } from '../ir/ops/collective.js';
+import type { DeviceMesh } from '../passes/sharding/mesh.js';
+
+export interface CollectiveStepInfo {
+  kind: string;
+  /** Mesh axis the collective runs over (absent for Send/Recv). */
+  axis?: string;
+  /** Devices taking part, ordered along the axis (this device included): the node's `_group`, else the mesh group. */
+  group?: number[];
+  /** The node's other attributes (dim, unit, reduce, peer_stage, tag, ...). */
+  attributes: Record<string, number | string | number[] | string[]>;
+}
+
+export interface ScheduleStep {
+  id: number;
+  kind: 'kernel' | 'collective';
+  node: string;
+  op: string;
+  /** '' = the default ONNX domain. */
+  domain: string;
+  /** Value names read ('' for an absent optional input). */
+  inputs: string[];
+  outputs: string[];
+  /** Ids of the steps that produce this step's inputs (sorted). */
+  dependencies: number[];
+  collective?: CollectiveStepInfo;
+}
+
+export interface DeviceSchedule {
+  device: number;
+  coords: number[];
+  /** The device's program (relative to the bundle). */
+  program: string;
+  inputs: string[];
+  outputs: string[];
+  steps: ScheduleStep[];
+}
+
+export interface Schedule {
+  order: 'program';
+  devices: DeviceSchedule[];
+}
+
+export function deviceSchedule(graph: Graph, device: number, coords: number[], mesh: DeviceMesh, program: string): DeviceSchedule {
+  const producer = new Map<Value, number>();
+  const steps: ScheduleStep[] = graph.nodes.map((n, id) => {
+    const deps = new Set<number>();
+    for (const v of n.inputs) {
+      const p = v ? producer.get(v) : undefined;
+      if (p !== undefined) deps.add(p);
+    }
+    for (const o of n.outputs) producer.set(o, id);
+    const step: ScheduleStep = {
+      id,
+      kind: n.domain === COLLECTIVE_DOMAIN ? 'collective' : 'kernel',
+      node: n.label,
+      op: n.op,
+      domain: n.domain,
+      inputs: n.inputs.map((v) => v?.name ?? ''),
+      outputs: n.outputs.map((v) => v.name),
+      dependencies: [...deps].sort((a, b) => a - b),
+    };
+    if (step.kind === 'collective') {
+      const attributes: CollectiveStepInfo['attributes'] = {};
+      let axis: string | undefined;
+      let group: number[] | undefined;
+      for (const [k, a] of n.attrs.entries()) {
+        const v = plainAttr(a);
+        if (v === undefined) continue;
+        if (k === 'axis' && typeof v === 'string') axis = v;
+        else if (k === GROUP_ATTR && Array.isArray(v)) group = (v as number[]).slice();
+        else attributes[k] = v;
+      }
+      if (!group && axis !== undefined && mesh.hasAxis(axis)) group = mesh.group(device, axis);
+      step.collective = { kind: n.op, axis, group, attributes };
+    }
+    return step;
+  });
+  return {
+    device,
+    coords: coords.slice(),
+    program,
+    inputs: graph.inputs.filter((v) => !v.constant).map((v) => v.name),
+    outputs: graph.outputs.map((v) => v.name),
+    steps,
+  };
+}
+
+function plainAttr(a: Attr): number | string | number[] | string[] | undefined {
+  switch (a.kind) {
+    case 'int':
+    case 'float':
+    case 'string':
+      return a.value;
+    case 'ints':
+    case 'floats':
+    case 'strings':
+      return a.value.slice();
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * `shardc partition <model.onnx> --mesh tp=4[,dp=2] [--strategy megatron|...|auto|<spec.json>]
+ * [--target cpu] [--dim batch=1,sequence=16] --out <dir> [--force] [--json]`: shards the model over
+ * the mesh and writes the bundle (src/bundle/write.ts) atomically. Prints the bundle path and the
+ * SHA-256 of its manifest (which covers every file), or with --json one document
+ * {bundle, manifestSha256, devices, collectives}. Bad input exits 1 and writes nothing.
+ */
+import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { partitionModel } from '../../bundle/partition.js';
+import { type CliContext, type CommandState, parseDims, printJson, println, requireCpuTarget } from '../context.js';
+
+interface PartitionCliOptions {
+  mesh: string;
+  strategy: string;
+  target?: string;
+  dim?: Record<string, number>;
+  out: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+/** The package's version (recorded in manifests). */
+export function shardcVersion(packageRoot: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version?: string }).version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+export function partitionCommand(ctx: CliContext, _state: CommandState): Command {
+  return new Command('partition')
+    .description('partition a model over a device mesh into a bundle (manifest, schedule, per-device programs and weights, report)')
+    .argument('<model>', 'ONNX model file')
+    .requiredOption('--mesh <mesh>', 'device mesh, e.g. tp=4 or dp=2,tp=4')
+    .option('--strategy <strategy>', 'megatron, sequence, summa2d, expert, pipeline, data, auto, or a spec .json file', 'auto')
+    .option('--target <target>', 'cpu (wgsl and cuda are not implemented yet)', 'cpu')
+    .option('--dim <bindings>', 'symbolic dims, e.g. batch=1,sequence=128', (v: string, prev?: Record<string, number>) => parseDims(v, prev))
+    .requiredOption('--out <dir>', 'bundle directory (replaced atomically)')
+    .option('--force', 'replace --out even when it is not a shardc bundle')
+    .option('--json', 'print one JSON document')
+    .action((modelPath: string, opts: PartitionCliOptions) => {
+      const target = requireCpuTarget(opts.target);
+      const r = partitionModel(modelPath, {
+        mesh: opts.mesh,
+        strategy: opts.strategy,
+        target,
+        bindings: opts.dim ?? {},
+        out: opts.out,
+        force: opts.force,
+        shardcVersion: shardcVersion(ctx.packageRoot),
+      });
+      if (opts.json) printJson(ctx, r);
+      else
+        println(
+          ctx.stdout,
+          `wrote bundle ${r.bundle} (${r.devices} device${r.devices === 1 ? '' : 's'}, ${r.collectives} collective${r.collectives === 1 ? '' : 's'})`,
+          `manifest sha256 ${r.manifestSha256}`,
+        );
+    });
+}

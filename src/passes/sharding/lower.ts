@@ -1,0 +1,380 @@
+/**
+ * SPMD lowering: a sharding plan (the global graph with layouts and collectives) → one local
+ * graph per device of the mesh.
+ *
+ * For device d, every value of the global graph becomes a value of the same name whose shape is
+ * d's block of it (localShape of its layout; uneven splits give per-device shapes), so graph
+ * inputs and outputs keep their names. Then:
+ * - Initializers are sliced per their layout, lazily: the local constant is a LazyTensor whose
+ *   loader slices the global one, so no weight is read before a device needs it. A replicated
+ *   constant shares the global LazyTensor.
+ * - Each node's sharding rule may rewrite it (rule.localize) with the candidate chosen per mesh
+ *   axis; the rule may replace constant inputs, create values and insert nodes.
+ * - Shape constants of Reshape, Expand, ConstantOfShape, Split (split sizes) and Resize (sizes)
+ *   that the rule left alone are rewritten to the local sizes when the node's local output
+ *   differs from the global one. Initializers no longer used afterwards are dropped.
+ * - Collective nodes are kept, with the attributes a runtime needs: `_local_shape` (this
+ *   device's output shape, which their infer() returns) and `_group` (the ranks of the device's
+ *   group along the collective's mesh axis, in axis order); Send/Recv also get `_peer`.
+ * Node order is the global order (plus inserted nodes), so every device meets the collectives
+ * of a group in the same order.
+ */
+import { type Attr, Attrs } from '../../ir/attrs.js';
+import type { DType } from '../../ir/dtype.js';
+import { UserError } from '../../ir/errors.js';
+import { Graph, Node, Value, subgraphCaptures } from '../../ir/graph.js';
+import { type Layout, Replicate } from '../../ir/layout.js';
+import { GROUP_ATTR, LOCAL_SHAPE_ATTR } from '../../ir/ops/collective.js';
+import type { OpRegistry, TypeInfo } from '../../ir/registry.js';
+import { type Shape, isStatic } from '../../ir/shape.js';
+import { LazyTensor, Tensor } from '../../ir/tensor.js';
+import type { DeviceMesh } from './mesh.js';
+import { type ShardPlan, isCollective } from './plan.js';
+import type { Candidate, LocalizeContext, ShardingRuleRegistry } from './rule.js';
+import { type Range, localRanges, localShape, shardTensor } from './shards.js';
+
+export interface DeviceProgram {
+  /** Rank of the device in the mesh (row-major). */
+  device: number;
+  /** Its coordinates, one per mesh axis. */
+  coords: number[];
+  /** Its local graph (local shapes, sliced weights, collectives with their groups). */
+  graph: Graph;
+}
+
+export interface LowerOptions {
+  registry: OpRegistry;
+  rules: ShardingRuleRegistry;
+}
+
+/** Attribute with the peer rank of a Send/Recv in a device graph. */
+export const PEER_ATTR = '_peer';
+
+export function lowerPlan(plan: ShardPlan, opts: LowerOptions): DeviceProgram[] {
+  const out: DeviceProgram[] = [];
+  for (let d = 0; d < plan.mesh.deviceCount; d++) out.push({ device: d, coords: plan.mesh.coords(d), graph: lowerForDevice(plan, d, opts) });
+  return out;
+}
+
+/** True when the layout splits or partialises anything (else every device holds the whole value). */
+function distributes(layout: Layout | undefined): boolean {
+  if (!layout) return false;
+  for (const p of layout.values()) if (p.kind !== 'replicate') return true;
+  return false;
+}
+
+function isSharded(layout: Layout | undefined): boolean {
+  if (!layout) return false;
+  for (const p of layout.values()) if (p.kind === 'shard') return true;
+  return false;
+}
+
+/** The candidate per axis of a node: the plan's, else rebuilt from layouts (and `local` from node.meta). */
+export function nodeCandidates(plan: ShardPlan, node: Node): Map<string, Candidate> {
+  const given = plan.candidates?.get(node);
+  if (given) return given;
+  const out = new Map<string, Candidate>();
+  for (const axis of plan.mesh.axisNames()) {
+    const printed = node.meta.get(`sharding.${axis}`);
+    const local = printed ? /\blocal\s*[:=]\s*['"]?([A-Za-z0-9_-]+)/.exec(printed)?.[1] : undefined;
+    const cand: Candidate = {
+      inputs: node.inputs.map((v) => (v ? v.layout?.get(axis) ?? Replicate : null)),
+      outputs: node.outputs.map((v) => v.layout?.get(axis) ?? Replicate),
+    };
+    if (local) cand.local = local;
+    out.set(axis, cand);
+  }
+  return out;
+}
+
+class DeviceLowering {
+  readonly graph: Graph;
+  private readonly vmap = new Map<Value, Value>();
+  private readonly names = new Set<string>();
+  private readonly mesh: DeviceMesh;
+
+  constructor(
+    private readonly plan: ShardPlan,
+    private readonly device: number,
+    private readonly opts: LowerOptions,
+  ) {
+    this.mesh = plan.mesh;
+    const g = plan.graph;
+    this.graph = new Graph(g.name);
+    this.graph.opsets = { ...g.opsets };
+    for (const [k, v] of g.meta) this.graph.meta.set(k, v);
+    this.graph.meta.set('shardc.mesh', this.mesh.toString());
+    this.graph.meta.set('shardc.device', String(device));
+    for (const v of g.valuesByName().keys()) this.names.add(v);
+  }
+
+  uniqueName(hint: string): string {
+    let name = hint;
+    for (let i = 1; this.names.has(name); i++) name = `${hint}_${i}`;
+    this.names.add(name);
+    return name;
+  }
+
+  localShapeOf(v: Value): Shape | undefined {
+    if (!v.shape) return undefined;
+    if (isStatic(v.shape)) return localShape(v.shape, v.layout, this.mesh, this.device);
+    if (!isSharded(v.layout)) return v.shape.slice();
+    throw new UserError(`value has the symbolic shape [${v.shape.join(',')}] and a sharded layout; bind its symbols before lowering`, {
+      tensor: v.name,
+    });
+  }
+
+  rangesOf(v: Value | null | undefined): Range[] | undefined {
+    if (!v?.shape || !isStatic(v.shape)) return undefined;
+    return localRanges(v.shape, v.layout, this.mesh, this.device);
+  }
+
+  private localValue(v: Value): Value {
+    const lv = new Value(v.name, v.dtype, this.localShapeOf(v));
+    if (v.layout) lv.layout = v.layout;
+    for (const [k, m] of v.meta) lv.meta.set(k, m);
+    if (v.constant) lv.constant = this.localConstant(v);
+    this.vmap.set(v, lv);
+    return lv;
+  }
+
+  private localConstant(v: Value): LazyTensor {
+    const c = v.constant!;
+    if (!distributes(v.layout)) return c;
+    const layout = v.layout;
+    const { mesh, device } = this;
+    const shape = localShape(c.shape, layout, mesh, device);
+    return new LazyTensor(c.dtype, shape, { kind: 'inline' }, () => shardTensor(c.load(), layout, mesh, device));
+  }
+
+  private mapped(v: Value, node: Node): Value {
+    const lv = this.vmap.get(v);
+    if (lv) return lv;
+    if (v.constant) {
+      // A constant not listed among the initializers (e.g. folded into a node input directly).
+      return this.localValue(v);
+    }
+    throw new UserError(`input ${JSON.stringify(v.name)} is not defined before it is used`, { node: node.label });
+  }
+
+  run(): Graph {
+    const g = this.plan.graph;
+    for (const v of g.inputs) this.graph.inputs.push(this.localValue(v));
+    for (const v of g.initializers) this.graph.initializers.push(this.vmap.get(v) ?? this.localValue(v));
+    let edited = false;
+    for (const node of g.nodes) {
+      const inputs = node.inputs.map((v) => (v ? this.mapped(v, node) : null));
+      const outputs = node.outputs.map((o) => this.localValue(o));
+      const attrs = cloneAttrs(node.attrs, this.vmap);
+      const local = new Node(node.op, inputs, outputs, attrs, node.name, node.domain);
+      for (const [k, m] of node.meta) local.meta.set(k, m);
+      if (isCollective(node)) {
+        this.graph.addNode(local);
+        this.annotateCollective(node, local);
+        continue;
+      }
+      const before: Node[] = [];
+      const after: Node[] = [];
+      this.localize(node, local, before, after);
+      if (before.length || after.length) edited = true;
+      this.graph.nodes.push(...before, local, ...after);
+    }
+    for (const v of g.outputs) this.graph.outputs.push(this.vmap.get(v) ?? this.localValue(v));
+    if (edited) this.graph.sortTopologically();
+    this.dropUnusedInitializers();
+    return this.graph;
+  }
+
+  /** Initializers no longer used (shape constants replaced by local ones); inputs with defaults stay. */
+  private dropUnusedInitializers(): void {
+    const used = new Set<Value>(this.graph.outputs);
+    for (const n of this.graph.nodes) {
+      for (const v of n.inputs) if (v) used.add(v);
+      for (const v of subgraphCaptures(n)) used.add(v);
+    }
+    const inputs = new Set(this.graph.inputs);
+    this.graph.initializers = this.graph.initializers.filter((v) => used.has(v) || inputs.has(v));
+  }
+
+  private annotateCollective(global: Node, local: Node): void {
+    const out = local.outputs[0];
+    if (out?.shape && isStatic(out.shape)) local.attrs.set(LOCAL_SHAPE_ATTR, { kind: 'ints', value: out.shape.slice() });
+    const axis = global.attrs.has('axis') ? global.attrs.string('axis') : undefined;
+    if (axis !== undefined) {
+      if (!this.mesh.hasAxis(axis))
+        throw new UserError(`collective ${global.op} is over mesh axis ${JSON.stringify(axis)}, which the mesh ${this.mesh} lacks`, {
+          node: global.label,
+        });
+      local.attrs.set(GROUP_ATTR, { kind: 'ints', value: this.mesh.group(this.device, axis) });
+    }
+    if (global.op === 'Send' || global.op === 'Recv') {
+      const stageAxis = axis ?? (this.mesh.hasAxis('pp') ? 'pp' : undefined);
+      const peerStage = global.attrs.maybeInt('peer_stage');
+      if (stageAxis !== undefined && peerStage !== undefined) {
+        const group = this.mesh.group(this.device, stageAxis);
+        const peer = group[peerStage];
+        if (peer === undefined)
+          throw new UserError(`peer_stage ${peerStage} is outside mesh axis ${stageAxis} of size ${group.length}`, { node: global.label });
+        local.attrs.set(PEER_ATTR, { kind: 'int', value: peer });
+      }
+    }
+  }
+
+  private localize(global: Node, local: Node, before: Node[], after: Node[]): void {
+    const original = local.inputs.slice();
+    this.applyRule(global, local, before, after);
+    // Shape constants the rule left alone (same input value as before) get the generic rewrite.
+    rewriteShapeConstants(this, global, local, (i) => local.inputs[i] === original[i]);
+  }
+
+  private applyRule(global: Node, local: Node, before: Node[], after: Node[]): void {
+    const rule = this.opts.rules.get(global.op, global.domain);
+    if (!rule?.localize) return;
+    const typeOf = (v: Value | null | undefined): TypeInfo | undefined => (v && v.dtype ? { dtype: v.dtype, shape: v.shape?.slice() } : undefined);
+    const staticShape = (v: Value | null | undefined): number[] | undefined =>
+      v?.shape && isStatic(v.shape) ? v.shape.slice() : undefined;
+    const ctx: LocalizeContext = {
+      node: local,
+      inputs: global.inputs.map(typeOf),
+      outputs: global.outputs.map((o) => typeOf(o) ?? { dtype: 'float32' as DType }),
+      localInputShapes: local.inputs.map(staticShape),
+      localOutputShapes: local.outputs.map((o) => staticShape(o) ?? []),
+      inputRanges: global.inputs.map((v) => this.rangesOf(v)),
+      outputRanges: global.outputs.map((o) => this.rangesOf(o) ?? []),
+      candidates: nodeCandidates(this.plan, global),
+      setConstantInput: (i, t) => this.setConstantInput(local, i, t),
+      newValue: (hint, dtype, shape) => new Value(this.uniqueName(hint), dtype, shape.slice()),
+      newConstant: (hint, t) => this.newConstant(hint, t),
+      insertBefore: (...nodes) => before.push(...nodes),
+      insertAfter: (...nodes) => after.push(...nodes),
+    };
+    try {
+      rule.localize(ctx);
+    } catch (e) {
+      if (e instanceof UserError) throw e.at({ node: global.label });
+      throw e;
+    }
+  }
+
+  newConstant(hint: string, t: Tensor): Value {
+    const v = new Value(this.uniqueName(hint), t.dtype, t.shape.slice());
+    v.constant = LazyTensor.of(t);
+    this.graph.initializers.push(v);
+    return v;
+  }
+
+  setConstantInput(node: Node, i: number, t: Tensor): void {
+    const base = node.outputs.find((o) => o.name)?.name ?? node.name ?? node.op;
+    while (node.inputs.length <= i) node.inputs.push(null);
+    node.inputs[i] = this.newConstant(`${base}__local_in${i}`, t);
+  }
+}
+
+function lowerForDevice(plan: ShardPlan, device: number, opts: LowerOptions): Graph {
+  return new DeviceLowering(plan, device, opts).run();
+}
+
+const int64s = (xs: readonly number[]): Tensor => Tensor.from('int64', [xs.length], xs);
+
+function sameInts(t: Tensor | undefined, xs: readonly number[]): boolean {
+  if (!t || t.size !== xs.length) return false;
+  for (let i = 0; i < xs.length; i++) if (t.data[i] !== xs[i]) return false;
+  return true;
+}
+
+function constantOf(v: Value | null | undefined): Tensor | undefined {
+  try {
+    return v?.constant?.load();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The generic rewrite of shape-valued constant inputs: where a node's local output differs from
+ * its global output, a constant that spells the global output shape (or split sizes) is replaced
+ * by the local one. Non-constant shape inputs are left alone (they are computed on the device).
+ */
+function rewriteShapeConstants(low: DeviceLowering, global: Node, local: Node, untouched: (i: number) => boolean): void {
+  if (global.domain !== '' || local.op !== global.op) return;
+  const out = local.outputs[0];
+  const gout = global.outputs[0];
+  if (!out?.shape || !gout?.shape || !isStatic(out.shape)) return;
+  const changed = global.outputs.some((o, k) => {
+    const ls = local.outputs[k]?.shape;
+    return !!o.shape && !!ls && o.shape.some((d, j) => d !== ls[j]);
+  });
+  if (!changed) return;
+  const localOut = out.shape;
+  const replaceShape = (i: number): void => {
+    const v = global.inputs[i];
+    if (!v?.constant || !untouched(i)) return;
+    if (!sameInts(constantOf(v), localOut)) low.setConstantInput(local, i, int64s(localOut));
+  };
+  switch (global.op) {
+    case 'Reshape':
+    case 'Expand':
+      replaceShape(1);
+      break;
+    case 'ConstantOfShape':
+      replaceShape(0);
+      break;
+    case 'Resize':
+      if (global.inputs[3]) replaceShape(3);
+      break;
+    case 'Split': {
+      const x = global.inputs[0];
+      const rank = x?.shape?.length;
+      if (rank === undefined) return;
+      let axis = global.attrs.int('axis', 0);
+      if (axis < 0) axis += rank;
+      const sizes = local.outputs.map((o) => (o.shape && typeof o.shape[axis] === 'number' ? (o.shape[axis] as number) : NaN));
+      if (sizes.some((s) => Number.isNaN(s))) return;
+      const given = global.inputs[1];
+      if ((given && !given.constant) || !untouched(1)) return;
+      if (given && sameInts(constantOf(given), sizes)) return;
+      low.setConstantInput(local, 1, int64s(sizes));
+      local.attrs.delete('num_outputs');
+      break;
+    }
+    default:
+  }
+}
+
+/** Attributes with subgraphs cloned (their references to outer values remapped to the device's). */
+function cloneAttrs(attrs: Attrs, outer: ReadonlyMap<Value, Value>): Attrs {
+  const out = attrs.clone();
+  for (const [k, a] of attrs.entries()) {
+    let c: Attr | undefined;
+    if (a.kind === 'graph') c = { kind: 'graph', value: cloneSubgraph(a.value, outer) };
+    else if (a.kind === 'graphs') c = { kind: 'graphs', value: a.value.map((g) => cloneSubgraph(g, outer)) };
+    if (c) out.set(k, c);
+  }
+  return out;
+}
+
+/** A copy of a subgraph whose captured outer values are the device's (inner values keep their shapes). */
+function cloneSubgraph(g: Graph, outer: ReadonlyMap<Value, Value>): Graph {
+  const map = new Map<Value, Value>(outer);
+  const copy = (v: Value): Value => {
+    const c = new Value(v.name, v.dtype, v.shape?.slice());
+    if (v.constant) c.constant = v.constant;
+    if (v.layout) c.layout = v.layout;
+    for (const [k, m] of v.meta) c.meta.set(k, m);
+    map.set(v, c);
+    return c;
+  };
+  const out = new Graph(g.name);
+  out.opsets = { ...g.opsets };
+  out.inputs = g.inputs.map(copy);
+  out.initializers = g.initializers.map((v) => map.get(v) ?? copy(v));
+  for (const n of g.nodes) {
+    const inputs = n.inputs.map((v) => (v ? map.get(v) ?? v : null));
+    const outputs = n.outputs.map(copy);
+    const c = new Node(n.op, inputs, outputs, cloneAttrs(n.attrs, map), n.name, n.domain);
+    for (const [k, m] of n.meta) c.meta.set(k, m);
+    out.nodes.push(c);
+  }
+  out.outputs = g.outputs.map((v) => map.get(v) ?? v);
+  return out;
+}

@@ -1,0 +1,146 @@
+/**
+ * Sharding rules of the indexing family (the same family as src/ir/ops/indexing.ts): Gather
+ * (indexing-gather.ts, with the masked vocabulary-parallel lookup) and the ops below, which shard
+ * on the dims their indexing does not involve (batch-like dims) and pass P(sum) where linear.
+ */
+import type { Candidate, ShardingRule } from '../rule.js';
+import { gatherRules } from './indexing-gather.js';
+import { P, R, S, axisIn, constInts, passDims, shapeOf, shardable } from './shape-dims.js';
+
+/**
+ * GatherElements (out = indices' shape): a non-axis dim shards when data and indices have the same
+ * size there (both S(d)); indices may be sharded on the axis dim itself against a replicated data,
+ * since the axis coordinate comes from the index values.
+ */
+const gatherElements: ShardingRule = {
+  op: 'GatherElements',
+  candidates(ctx) {
+    const data = shapeOf(ctx, 0);
+    const ind = shapeOf(ctx, 1);
+    if (!data || !ind || data.length !== ind.length) return [];
+    const a = axisIn(ctx.attrs.int('axis', 0), data.length);
+    const out: Candidate[] = [];
+    for (let d = 0; d < data.length; d++) {
+      if (!shardable(ind[d]!, ctx.axisSize)) continue;
+      if (d === a) out.push({ inputs: [R, S(d)], outputs: [S(d)] });
+      else if (data[d] === ind[d]) out.push({ inputs: [S(d), S(d)], outputs: [S(d)] });
+    }
+    if (ctx.inputs[0]!.dtype !== 'string') out.push({ inputs: [P, R], outputs: [P] });
+    return out;
+  },
+};
+
+/** Scatter reductions under which the result is linear in (data, updates) together. */
+const linearScatter = (reduction: string): boolean => reduction === 'none' || reduction === 'add';
+
+/** ScatterElements: non-axis dims where data and indices (and updates) agree shard together. */
+const scatterElements: ShardingRule = {
+  op: 'ScatterElements',
+  candidates(ctx) {
+    const data = shapeOf(ctx, 0);
+    const ind = shapeOf(ctx, 1);
+    if (!data || !ind || data.length !== ind.length) return [];
+    const a = axisIn(ctx.attrs.int('axis', 0), data.length);
+    const out: Candidate[] = [];
+    for (let d = 0; d < data.length; d++)
+      if (d !== a && data[d] === ind[d] && shardable(data[d]!, ctx.axisSize)) out.push({ inputs: [S(d), S(d), S(d)], outputs: [S(d)] });
+    if (linearScatter(ctx.attrs.string('reduction', 'none')) && ctx.inputs[0]!.dtype !== 'string')
+      out.push({ inputs: [P, R, P], outputs: [P] });
+    return out;
+  },
+};
+
+/**
+ * GatherND(batch_dims b; indices' last dim k): out = data[:b] ++ indices[b:q-1] ++ data[b+k:].
+ * Batch dims shard data and indices together; the other index dims shard the indices alone; the
+ * data dims after the indexed ones shard the data alone.
+ */
+const gatherND: ShardingRule = {
+  op: 'GatherND',
+  candidates(ctx) {
+    const data = shapeOf(ctx, 0);
+    const ind = shapeOf(ctx, 1);
+    if (!data || !ind || !ind.length) return [];
+    const b = ctx.attrs.int('batch_dims', 0);
+    const q = ind.length;
+    const k = ind[q - 1]!;
+    const out: Candidate[] = [];
+    for (let i = 0; i < b; i++) if (shardable(data[i]!, ctx.axisSize)) out.push({ inputs: [S(i), S(i)], outputs: [S(i)] });
+    for (let j = b; j < q - 1; j++) if (shardable(ind[j]!, ctx.axisSize)) out.push({ inputs: [R, S(j)], outputs: [S(j)] });
+    for (let d = b + k; d < data.length; d++)
+      if (shardable(data[d]!, ctx.axisSize)) out.push({ inputs: [S(d), R], outputs: [S(q - 1 + d - b - k)] });
+    if (ctx.inputs[0]!.dtype !== 'string') out.push({ inputs: [P, R], outputs: [P] });
+    return out;
+  },
+};
+
+/** ScatterND (indices' last dim k): data dims d >= k shard with the matching updates dim q-1+d-k. */
+const scatterND: ShardingRule = {
+  op: 'ScatterND',
+  candidates(ctx) {
+    const data = shapeOf(ctx, 0);
+    const ind = shapeOf(ctx, 1);
+    if (!data || !ind || !ind.length) return [];
+    const q = ind.length;
+    const k = ind[q - 1]!;
+    const out: Candidate[] = [];
+    for (let d = k; d < data.length; d++)
+      if (shardable(data[d]!, ctx.axisSize)) out.push({ inputs: [S(d), R, S(q - 1 + d - k)], outputs: [S(d)] });
+    if (linearScatter(ctx.attrs.string('reduction', 'none')) && ctx.inputs[0]!.dtype !== 'string')
+      out.push({ inputs: [P, R, P], outputs: [P] });
+    return out;
+  },
+};
+
+/** OneHot: the indices' dims shard into the output (around the new one-hot dim). */
+const oneHot: ShardingRule = {
+  op: 'OneHot',
+  candidates(ctx) {
+    const ind = shapeOf(ctx, 0);
+    if (!ind) return [];
+    const a = axisIn(ctx.attrs.int('axis', -1), ind.length + 1);
+    if (a === undefined) return [];
+    return passDims(
+      ctx,
+      ind.map((_, i) => (i < a ? i : i + 1)),
+      false,
+    );
+  },
+};
+
+/** Dims other than the op's axis shard straight through (axis from an attribute or a constant input). */
+function otherDims(ctx: Parameters<ShardingRule['candidates']>[0], axis: number | undefined, linear: boolean): Candidate[] {
+  const x = shapeOf(ctx, 0);
+  if (!x || axis === undefined) return [];
+  const a = axisIn(axis, x.length);
+  return passDims(
+    ctx,
+    x.map((_, d) => (d === a ? undefined : d)),
+    linear,
+  );
+}
+
+/** TopK: values and indices shard on the non-axis dims. Not linear. */
+const topK: ShardingRule = { op: 'TopK', candidates: (ctx) => otherDims(ctx, ctx.attrs.int('axis', -1), false) };
+
+/** CumSum: non-axis dims; a running sum is linear, so P passes. */
+const cumSum: ShardingRule = { op: 'CumSum', candidates: (ctx) => otherDims(ctx, constInts(ctx, 1)?.[0], ctx.inputs[0]!.dtype !== 'string') };
+
+/** Trilu: the leading (batch) dims; masking is linear, so P passes. */
+const trilu: ShardingRule = {
+  op: 'Trilu',
+  candidates(ctx) {
+    const x = shapeOf(ctx, 0);
+    if (!x || x.length < 2) return [];
+    return passDims(
+      ctx,
+      x.map((_, d) => (d < x.length - 2 ? d : undefined)),
+      true,
+    );
+  },
+};
+
+/** EyeLike makes a constant from its input's shape: folded before sharding, replicated otherwise. */
+const eyeLike: ShardingRule = { op: 'EyeLike', candidates: () => [] };
+
+export const indexingRules: ShardingRule[] = [...gatherRules, gatherElements, scatterElements, gatherND, scatterND, oneHot, topK, cumSum, trilu, eyeLike];

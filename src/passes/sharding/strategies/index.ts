@@ -1,0 +1,63 @@
+/**
+ * Strategy names → which preset annotates which mesh axis.
+ *
+ * Each preset owns one axis by name (`megatron` → tp, `data` → dp) and takes a mesh's only axis
+ * whatever its name. `--strategy` names one preset or several joined by `+` (`data+megatron`);
+ * every named preset must find its axis (else a UserError naming the axis), and the mesh's other
+ * axes are taken by the presets that own them by name, so `--mesh dp=2,tp=2 --strategy megatron`
+ * runs data on dp and megatron on tp. An axis that no preset takes is a UserError naming it.
+ * `sequence`, `summa2d`, `expert` and `pipeline` are reserved: "not implemented yet".
+ * (`auto` and spec files are handled by shardGraph.)
+ */
+import { UserError } from '../../../ir/errors.js';
+import type { DeviceMesh } from '../mesh.js';
+import { dataPreset } from './data.js';
+import { megatronPreset } from './megatron.js';
+import type { Preset } from './types.js';
+
+export type { AxisSeeds, Preset, StrategyContext } from './types.js';
+export { dataPreset, megatronPreset };
+
+export const PRESETS: readonly Preset[] = [megatronPreset, dataPreset];
+export const NOT_IMPLEMENTED = ['sequence', 'summa2d', 'expert', 'pipeline'];
+
+export interface AxisPreset {
+  axis: string;
+  preset: Preset;
+}
+
+export function presetNamed(name: string): Preset {
+  if (NOT_IMPLEMENTED.includes(name)) throw new UserError(`strategy ${name} is not implemented yet`);
+  const p = PRESETS.find((x) => x.name === name);
+  if (!p)
+    throw new UserError(
+      `unknown strategy ${JSON.stringify(name)} (available: ${[...PRESETS.map((x) => x.name), 'auto', '<spec.json>'].join(', ')})`,
+    );
+  return p;
+}
+
+/** Which preset annotates each mesh axis (mesh order). */
+export function assignPresets(strategy: string, mesh: DeviceMesh): AxisPreset[] {
+  const names = strategy.split('+').map((s) => s.trim()).filter(Boolean);
+  if (!names.length) throw new UserError('--strategy is empty');
+  const byAxis = new Map<string, Preset>();
+  for (const name of names) {
+    const p = presetNamed(name);
+    const axis = mesh.hasAxis(p.axis) ? p.axis : mesh.axes.length === 1 ? mesh.axes[0]!.name : undefined;
+    if (!axis)
+      throw new UserError(`strategy ${name} needs a mesh axis named ${p.axis} (the mesh ${mesh} has ${mesh.axisNames().join(', ')})`);
+    const prev = byAxis.get(axis);
+    if (prev && prev !== p) throw new UserError(`strategies ${prev.name} and ${p.name} both want mesh axis ${axis}`);
+    byAxis.set(axis, p);
+  }
+  for (const a of mesh.axes) {
+    if (byAxis.has(a.name)) continue;
+    const owner = PRESETS.find((p) => p.axis === a.name);
+    if (!owner)
+      throw new UserError(
+        `mesh axis ${a.name} has no strategy: ${PRESETS.map((p) => `${p.name} uses ${p.axis}`).join(', ')} (name the axis accordingly, or use a spec file)`,
+      );
+    byAxis.set(a.name, owner);
+  }
+  return mesh.axes.map((a) => ({ axis: a.name, preset: byAxis.get(a.name)! }));
+}
