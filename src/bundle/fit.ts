@@ -12,6 +12,7 @@ import type { ShardPlan } from '../passes/sharding/plan.js';
 export function checkMeshFits(plan: ShardPlan): void {
   const values: Value[] = [...plan.graph.inputs, ...plan.graph.initializers, ...plan.graph.nodes.flatMap((n) => n.outputs)];
   for (const axis of plan.mesh.axes) {
+    if (axis.name === plan.pipeline?.axis) continue; // stages split the nodes, not tensors (pipeline/stages.ts checks the count)
     const problem = axisProblem(axis, values, plan.strategy);
     if (problem) throw new UserError(problem);
   }

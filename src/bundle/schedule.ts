@@ -3,11 +3,15 @@
  * with the values each reads and writes and the steps it depends on. For now the order is the
  * local graph's program order (one stream, no overlap); `dependencies` already allow a runtime to
  * overlap a collective with independent kernels.
+ * Pipelined plans (MPMD): each device lists its stage's steps, micro-batch by micro-batch; a step
+ * carries its stage, micro-batch and clock (stage + micro-batch: GPipe/1F1B forward fill), and
+ * `pipeline` holds the clock table.
  */
 import type { Attr } from '../ir/attrs.js';
 import { COLLECTIVE_DOMAIN, type Graph, type Value } from '../ir/graph.js';
 import { GROUP_ATTR } from '../ir/ops/collective.js';
 import type { DeviceMesh } from '../passes/sharding/mesh.js';
+import { PIPELINE_MICRO_BATCH_META, PIPELINE_STAGE_META, type PipelineInfo } from '../passes/sharding/plan.js';
 
 export interface CollectiveStepInfo {
   kind: string;
@@ -32,6 +36,10 @@ export interface ScheduleStep {
   /** Ids of the steps that produce this step's inputs (sorted). */
   dependencies: number[];
   collective?: CollectiveStepInfo;
+  /** Pipelined plans: the stage the step belongs to, its micro-batch, and its clock in the forward schedule (stage + micro-batch). */
+  stage?: number;
+  microBatch?: number;
+  clock?: number;
 }
 
 export interface DeviceSchedule {
@@ -47,6 +55,30 @@ export interface DeviceSchedule {
 export interface Schedule {
   order: 'program';
   devices: DeviceSchedule[];
+  /** Pipelined plans: the forward schedule over the stages (see passes/sharding/pipeline/schedule.ts). */
+  pipeline?: PipelineSchedule;
+}
+
+export interface PipelineSchedule {
+  axis: string;
+  stages: number;
+  microBatches: number;
+  /** At each clock, which stage runs which micro-batch. */
+  clocks: { clock: number; work: { stage: number; microBatch: number }[] }[];
+  /** The fraction of a run each stage idles: (stages - 1) / (microBatches + stages - 1). */
+  bubble: number;
+  stageCosts: number[];
+}
+
+export function pipelineSchedule(p: PipelineInfo): PipelineSchedule {
+  return {
+    axis: p.axis,
+    stages: p.stages,
+    microBatches: p.microBatches,
+    clocks: p.clocks.map((c) => ({ clock: c.clock, work: c.work.map((w) => ({ ...w })) })),
+    bubble: (p.stages - 1) / (p.microBatches + p.stages - 1),
+    stageCosts: p.stageCosts.slice(),
+  };
 }
 
 export function deviceSchedule(graph: Graph, device: number, coords: number[], mesh: DeviceMesh, program: string): DeviceSchedule {
@@ -68,6 +100,11 @@ export function deviceSchedule(graph: Graph, device: number, coords: number[], m
       outputs: n.outputs.map((v) => v.name),
       dependencies: [...deps].sort((a, b) => a - b),
     };
+    const stage = n.meta.get(PIPELINE_STAGE_META);
+    const mb = n.meta.get(PIPELINE_MICRO_BATCH_META);
+    if (stage !== undefined) step.stage = Number(stage);
+    if (mb !== undefined) step.microBatch = Number(mb);
+    if (stage !== undefined && mb !== undefined) step.clock = Number(stage) + Number(mb);
     if (step.kind === 'collective') {
       const attributes: CollectiveStepInfo['attributes'] = {};
       let axis: string | undefined;

@@ -21,7 +21,7 @@ import { canonicalJson, compareCodeUnits, sha256Hex, utf8 } from './canonical.js
 import { DEVICE_MODEL_FILE, DEVICE_WEIGHTS_FILE, externalizeWeights } from './device-model.js';
 import { planRecord } from './plan-record.js';
 import { buildReport, reportHtml } from './report.js';
-import { deviceSchedule, type Schedule } from './schedule.js';
+import { deviceSchedule, pipelineSchedule, type Schedule } from './schedule.js';
 
 export const BUNDLE_FORMAT = 'shardc-bundle';
 export const BUNDLE_FORMAT_VERSION = 1;
@@ -102,6 +102,7 @@ export function buildBundleFiles(input: BundleInput): BuiltBundle {
   const schedule: Schedule = {
     order: 'program',
     devices: ordered.map((p) => deviceSchedule(p.graph, p.device, p.coords, mesh, devicePath(p.device, DEVICE_MODEL_FILE))),
+    pipeline: plan.pipeline && pipelineSchedule(plan.pipeline),
   };
   json(SCHEDULE_FILE, schedule);
   json(PLAN_FILE, { ...planRecord(plan, input.strategy), model: input.model.file });

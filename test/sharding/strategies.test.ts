@@ -190,10 +190,10 @@ describe('user errors', () => {
   };
 
   test('strategies and meshes that do not fit', () => {
-    expect(err(() => shard('gpt', 'pp=2,tp=2', 'megatron'))).toMatch(/mesh axis pp has no strategy/);
+    expect(err(() => shard('gpt', 'x=2,tp=2', 'megatron'))).toMatch(/mesh axis x has no strategy/);
     expect(err(() => shard('gpt', 'dp=2,x=2', 'megatron'))).toMatch(/strategy megatron needs a mesh axis named tp/);
-    expect(err(() => shard('gpt', 'tp=2', 'sequence'))).toBe('strategy sequence is not implemented yet');
-    expect(err(() => shard('gpt', 'tp=2', 'pipeline'))).toBe('strategy pipeline is not implemented yet');
+    expect(err(() => shard('gpt', 'tp=2', 'megatron+sequence'))).toBe('strategies megatron and sequence both want mesh axis tp');
+    expect(err(() => shard('gpt', 'pp=128', 'pipeline'))).toMatch(/^strategy pipeline: the model has \d+ nodes, fewer than the 128 stages asked for/);
     expect(err(() => shard('gpt', 'tp=2', 'fancy'))).toMatch(/unknown strategy "fancy"/);
     expect(err(() => shard('gpt', 'dp=4', 'data'))).toMatch(/batch dim of input input_ids is 2, smaller than mesh axis dp=4/);
   });

@@ -5,8 +5,11 @@
  *     shape is static and shape computations are folded into constants; a dim still symbolic is a
  *     UserError naming the value and the symbol;
  *  2. resolve the strategy: presets per mesh axis (strategies/index.ts), a spec file
- *     (spec-file.ts), or `auto` (each applicable preset is propagated and the cheapest total cost
- *     wins; a placeholder for the real search);
+ *     (spec-file.ts), or `auto` (strategies/auto.ts: each applicable preset is planned and the
+ *     cheapest estimated total wins; a placeholder for the real search);
+ *     a strategy with the `pipeline` preset is MPMD and goes to pipeline/index.ts (stages,
+ *     micro-batches, Send/Recv), which plans one micro-batch through this same path with
+ *     ShardOptions.stageAxis set (every value replicated on the stage axis, no propagation there);
  *  3. per mesh axis, independently: the nodes' candidates (rules + all-R), the unit analysis
  *     (units.ts), the seeds (units reconciled with the analysis), and propagation (propagate.ts);
  *  4. assemble the plan: each value's layout (Value.layout, every axis explicit, mesh order), each
@@ -14,7 +17,8 @@
  *     when consumers need them in different layouts, and the collectives (reshard.ts) before each
  *     consumer that needs another layout, after a seeded value whose producer makes another one,
  *     and at the end so that every graph output is replicated (the output keeps its name; the
- *     value before the gather is renamed `<name>.sharded`).
+ *     value before the gather is renamed `<name>.sharded`), except outputs seeded `resident`
+ *     (a head-sharded KV cache), which keep their seeded layout.
  */
 import { UserError } from '../../ir/errors.js';
 import { type Graph, type Node, Value } from '../../ir/graph.js';
@@ -31,8 +35,10 @@ import { type AxisPropagation, type CostModel, type Seed, propagateAxis } from '
 import { Resharder, fullLayout, layoutEq, layoutKey } from './reshard.js';
 import type { Candidate, ShardingRuleRegistry } from './rule.js';
 import { readSpecFile, specSeeds } from './spec-file.js';
-import { type AxisPreset, PRESETS, assignPresets } from './strategies/index.js';
+import { chooseAuto } from './strategies/auto.js';
+import { type AxisPreset, assignPresets } from './strategies/index.js';
 import { type UnitAnalysis, analyseUnits, nodeCandidates } from './units.js';
+import { replicatedAxis, shardPipeline } from './pipeline/index.js';
 
 export interface ShardOptions {
   /** A preset name (`megatron`, `data`, `data+megatron`), `auto`, `spec`, or a path to a spec file (`*.json`). */
@@ -44,6 +50,13 @@ export interface ShardOptions {
   /** Spec file for strategy `spec` (or when the strategy itself is a path). */
   specFile?: string;
   cost?: CostModel;
+  /** Strategy `pipeline`: micro-batches per run (default and checks in pipeline/index.ts). */
+  microBatches?: number;
+  /**
+   * Internal (pipeline/index.ts): the stage axis of a pipeline whose micro-batch graph is being
+   * planned; every value is replicated on it and no propagation runs there.
+   */
+  stageAxis?: string;
 }
 
 export { printPlan } from './print-plan.js';
@@ -113,6 +126,7 @@ interface AxisRun {
 
 function runAxes(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, seedsFor: (axis: string) => Map<Value, Seed>): AxisRun[] {
   return mesh.axes.map((axis) => {
+    if (axis.name === opts.stageAxis) return { prop: replicatedAxis(graph, axis.name), seeds: new Map() };
     const candidates = new Map<Node, Candidate[]>();
     for (const n of graph.nodes) candidates.set(n, nodeCandidates(n, opts.rules, axis.size));
     const units = analyseUnits(graph, candidates);
@@ -130,73 +144,51 @@ function presetSeeds(graph: Graph, mesh: DeviceMesh, registry: OpRegistry, prese
 }
 
 export function shardGraph(graph: Graph, mesh: DeviceMesh, opts: ShardOptions): ShardPlan {
+  const staged = opts.stageAxis === undefined && opts.strategy !== 'auto' && opts.strategy !== 'spec' && !isSpecPath(opts.strategy)
+    ? assignPresets(opts.strategy, mesh)
+    : undefined;
+  if (staged?.some((p) => p.preset.mpmd)) return shardPipeline(graph, mesh, opts, staged, (o) => shardGraph(graph, mesh, o));
   const bindings = { ...(opts.bindings ?? {}) };
   checkBound(graph, bindings);
   defaultPipeline({ registry: opts.registry, bindings }).run(graph);
   checkStatic(graph);
 
   let resolved: Resolved;
-  let strategyName = opts.strategy;
+  const strategyName = opts.strategy;
   if (opts.strategy === 'spec' || isSpecPath(opts.strategy)) {
     const file = opts.strategy === 'spec' ? opts.specFile : opts.strategy;
     if (!file) throw new UserError('strategy spec needs a spec file');
     resolved = { spec: specSeeds(readSpecFile(file), graph, mesh) };
   } else if (opts.strategy === 'auto') {
-    resolved = { presets: chooseAuto(graph, mesh, opts) };
-    strategyName = `auto (${resolved.presets!.map((p) => `${p.preset.name} on ${p.axis}`).join(', ')})`;
+    // Each candidate is planned as its own strategy on a copy of the graph; the chosen one again on the graph itself.
+    const plan = (g: Graph, strategy: string): ShardPlan => shardGraph(g, mesh, { ...opts, strategy, bindings });
+    const auto = chooseAuto(graph, mesh, { registry: opts.registry, cost: opts.cost, plan });
+    const chosen = plan(graph, auto.strategy);
+    chosen.strategy = `auto (${auto.choice.chosen})`;
+    chosen.autoChoice = auto.choice;
+    return chosen;
   } else {
     resolved = { presets: assignPresets(opts.strategy, mesh) };
   }
 
-  let seedsFor: (axis: string) => Map<Value, Seed>;
-  if (resolved.presets) {
-    for (const p of new Set(resolved.presets.map((x) => x.preset))) p.prepare?.(graph);
-    seedsFor = presetSeeds(graph, mesh, opts.registry, resolved.presets);
-  } else {
-    const spec = resolved.spec!;
-    seedsFor = (axis) => spec.get(axis) ?? new Map();
-  }
-  const runs = runAxes(graph, mesh, opts, seedsFor);
+  if (resolved.presets) return planWithPresets(graph, mesh, opts, resolved.presets, strategyName, bindings);
+  const spec = resolved.spec!;
+  const runs = runAxes(graph, mesh, opts, (axis) => spec.get(axis) ?? new Map());
   return assemble(graph, mesh, runs, strategyName, bindings);
 }
 
-/** `auto`: every preset assignment that applies, propagated; the cheapest estimated total wins (ties: preset order). */
-function chooseAuto(graph: Graph, mesh: DeviceMesh, opts: ShardOptions): AxisPreset[] {
-  const options: AxisPreset[][] = [];
-  const keys = new Set<string>();
-  for (const p of PRESETS) {
-    try {
-      const a = assignPresets(p.name, mesh);
-      const key = a.map((x) => `${x.axis}=${x.preset.name}`).join(',');
-      if (!keys.has(key)) {
-        keys.add(key);
-        options.push(a);
-      }
-    } catch (e) {
-      if (!(e instanceof UserError)) throw e;
-    }
-  }
-  for (const p of PRESETS) p.prepare?.(graph);
-  let best: AxisPreset[] | undefined;
-  let bestCost = Infinity;
-  const problems: string[] = [];
-  for (const a of options) {
-    let cost: number;
-    try {
-      const runs = runAxes(graph, mesh, opts, presetSeeds(graph, mesh, opts.registry, a));
-      cost = runs.reduce((t, r) => t + r.prop.cost, 0);
-    } catch (e) {
-      if (!(e instanceof UserError)) throw e;
-      problems.push(e.message);
-      continue;
-    }
-    if (cost < bestCost) {
-      best = a;
-      bestCost = cost;
-    }
-  }
-  if (!best) throw new UserError(`strategy auto: no preset applies to this model and mesh${problems.length ? ` (${problems.join('; ')})` : ''}`);
-  return best;
+/** The plan of a graph (bound, passes run) under one preset per axis: prepare, seed, propagate, assemble. */
+function planWithPresets(
+  graph: Graph,
+  mesh: DeviceMesh,
+  opts: ShardOptions,
+  presets: AxisPreset[],
+  strategyName: string,
+  bindings: Record<string, number>,
+): ShardPlan {
+  for (const p of new Set(presets.map((x) => x.preset))) p.prepare?.(graph);
+  const runs = runAxes(graph, mesh, opts, presetSeeds(graph, mesh, opts.registry, presets));
+  return assemble(graph, mesh, runs, strategyName, bindings);
 }
 
 const tag = (l: Layout, mesh: DeviceMesh): string =>
@@ -260,7 +252,9 @@ function assemble(graph: Graph, mesh: DeviceMesh, runs: AxisRun[], strategy: str
   }
   graph.outputs.forEach((o, j) => {
     const src = canonical.get(o) ?? o;
-    const final = layoutEq(src.layout, allR, mesh) ? src : resharder.get(src, allR, { consumer: `graph output ${o.name}` }, emit);
+    // Graph outputs end R on every axis, except where their seed keeps them resident (propagate.ts Seed.resident).
+    const end = new Map(axes.map((a, i) => [a, runs[i]!.seeds.get(o)?.resident ? runs[i]!.seeds.get(o)!.placement : R]));
+    const final = layoutEq(src.layout, end, mesh) ? src : resharder.get(src, end, { consumer: `graph output ${o.name}` }, emit);
     if (final !== o) {
       const name = o.name;
       o.name = newName(`${name}.sharded`);

@@ -18,6 +18,9 @@
  *   group along the collective's mesh axis, in axis order); Send/Recv also get `_peer`.
  * Node order is the global order (plus inserted nodes), so every device meets the collectives
  * of a group in the same order.
+ * A pipelined plan (plan.pipeline, MPMD): a device lowers only the nodes of its stage, the graph
+ * inputs they read and the graph outputs they produce; unused weights are dropped as above, so it
+ * holds only its stage's weights.
  */
 import { type Attr, Attrs } from '../../ir/attrs.js';
 import type { DType } from '../../ir/dtype.js';
@@ -29,7 +32,7 @@ import type { OpRegistry, TypeInfo } from '../../ir/registry.js';
 import { type Shape, isStatic } from '../../ir/shape.js';
 import { LazyTensor, Tensor } from '../../ir/tensor.js';
 import type { DeviceMesh } from './mesh.js';
-import { type ShardPlan, isCollective } from './plan.js';
+import { type ShardPlan, isCollective, nodeStage } from './plan.js';
 import type { Candidate, LocalizeContext, ShardingRuleRegistry } from './rule.js';
 import { type Range, localRanges, localShape, shardTensor } from './shards.js';
 
@@ -159,10 +162,12 @@ class DeviceLowering {
 
   run(): Graph {
     const g = this.plan.graph;
-    for (const v of g.inputs) this.graph.inputs.push(this.localValue(v));
+    const staged = this.stageNodes();
+    for (const v of g.inputs) if (!staged || staged.inputs.has(v)) this.graph.inputs.push(this.localValue(v));
     for (const v of g.initializers) this.graph.initializers.push(this.vmap.get(v) ?? this.localValue(v));
     let edited = false;
     for (const node of g.nodes) {
+      if (staged && !staged.nodes.has(node)) continue;
       const inputs = node.inputs.map((v) => (v ? this.mapped(v, node) : null));
       const outputs = node.outputs.map((o) => this.localValue(o));
       const attrs = cloneAttrs(node.attrs, this.vmap);
@@ -179,7 +184,10 @@ class DeviceLowering {
       if (before.length || after.length) edited = true;
       this.graph.nodes.push(...before, local, ...after);
     }
-    for (const v of g.outputs) this.graph.outputs.push(this.vmap.get(v) ?? this.localValue(v));
+    for (const v of g.outputs) {
+      if (staged && !this.vmap.has(v) && !v.constant) continue; // produced on another stage
+      this.graph.outputs.push(this.vmap.get(v) ?? this.localValue(v));
+    }
     if (edited) this.graph.sortTopologically();
     this.dropUnusedInitializers();
     return this.graph;
@@ -194,6 +202,23 @@ class DeviceLowering {
     }
     const inputs = new Set(this.graph.inputs);
     this.graph.initializers = this.graph.initializers.filter((v) => used.has(v) || inputs.has(v));
+  }
+
+  /**
+   * A pipelined plan (plan.pipeline): the nodes of this device's stage (node.meta pipeline.stage
+   * equal to its coordinate on the stage axis; nodes without a stage run everywhere) and the graph
+   * inputs they read. Graph outputs produced on other stages are left out. Undefined otherwise.
+   */
+  private stageNodes(): { nodes: Set<Node>; inputs: Set<Value> } | undefined {
+    const info = this.plan.pipeline;
+    if (!info) return undefined;
+    const stage = this.mesh.coord(this.device, info.axis);
+    const nodes = new Set(this.plan.graph.nodes.filter((n) => (nodeStage(n) ?? stage) === stage));
+    const inputs = new Set<Value>();
+    for (const n of nodes) for (const v of n.inputs) if (v) inputs.add(v);
+    const graphInputs = new Set(this.plan.graph.inputs);
+    if (stage === 0) for (const o of this.plan.graph.outputs) if (graphInputs.has(o)) inputs.add(o);
+    return { nodes, inputs };
   }
 
   private annotateCollective(global: Node, local: Node): void {

@@ -70,6 +70,24 @@ export interface CollectiveRecord {
   to: string;
 }
 
+/** One candidate `auto` considered (strategies/auto.ts), with its estimated cost in seconds. */
+export interface AutoCandidate {
+  /** The presets per axis, e.g. `megatron on tp` or `data on dp, megatron on tp`. */
+  strategy: string;
+  /** Whether the mesh's axis names allow it (an axis named after a preset's axis takes only the presets that own the name). */
+  eligible: boolean;
+  /** Estimated seconds per run (absent when it was not planned or does not apply). */
+  cost?: { communication: number; compute: number; memory: number; total: number };
+  /** Why it was not chosen without a cost: the UserError of an inapplicable preset, or why it was not planned. */
+  note?: string;
+}
+
+/** How `auto` chose: the chosen candidate's strategy and every candidate in the order considered. */
+export interface AutoChoice {
+  chosen: string;
+  candidates: AutoCandidate[];
+}
+
 export interface ShardPlan {
   /** The global graph with layouts and collectives. */
   graph: Graph;
@@ -87,4 +105,42 @@ export interface ShardPlan {
    * missing, the lowering rebuilds the candidate from the values' layouts and node.meta.
    */
   candidates?: Map<Node, Map<string, Candidate>>;
+  /** Strategy `auto` only: the candidates it costed and the one it chose. */
+  autoChoice?: AutoChoice;
+  /**
+   * Set by the `pipeline` strategy (pipeline/index.ts): the graph is MPMD. Every node carries
+   * node.meta `pipeline.stage` (and `pipeline.micro_batch` where it belongs to one), and a device
+   * runs only the nodes of its stage (its coordinate on `axis`); values cross stages by Send/Recv.
+   */
+  pipeline?: PipelineInfo;
+}
+
+/** node.meta key: the pipeline stage (a decimal integer) whose devices run the node. */
+export const PIPELINE_STAGE_META = 'pipeline.stage';
+/** node.meta key: the micro-batch (a decimal integer) a node works on. */
+export const PIPELINE_MICRO_BATCH_META = 'pipeline.micro_batch';
+
+/** The stage a node of a pipelined plan runs on (undefined: no stage, i.e. every device). */
+export function nodeStage(n: Node): number | undefined {
+  const s = n.meta.get(PIPELINE_STAGE_META);
+  return s === undefined ? undefined : Number(s);
+}
+
+/** What the `pipeline` strategy decided (pipeline/index.ts), for lowering, reports and schedule.json. */
+export interface PipelineInfo {
+  /** The mesh axis whose coordinate is the stage. */
+  axis: string;
+  stages: number;
+  microBatches: number;
+  /** The batch symbol split into micro-batches, its global size and the micro-batch size (absent when not split). */
+  batch?: { symbol: string; size: number; microBatchSize: number };
+  /** Estimated cost per stage (seconds, see pipeline/stages.ts) and max/min of it. */
+  stageCosts: number[];
+  balance: number;
+  /** Per stage: its node count in one micro-batch's plan, and its first and last node. */
+  stageNodes: { count: number; first: string; last: string }[];
+  /** Per cut between stage s and s+1: the last node before it and the values that cross it (one micro-batch). */
+  cuts: { after: string; values: string[] }[];
+  /** The forward schedule: at clock c, stage s runs micro-batch c - s (GPipe/1F1B forward fill). */
+  clocks: { clock: number; work: { stage: number; microBatch: number }[] }[];
 }

@@ -13,7 +13,8 @@
  *                                         or kept on one device for P, at partition time);
  *   - graph input, unseeded             → R;
  *   - node output                       → the output placement of its node's chosen candidate.
- * Graph outputs must end R (index.ts inserts the collectives at the end).
+ * Graph outputs must end R (index.ts inserts the collectives at the end), except outputs seeded
+ * `resident`, which end in their seed.
  *
  * Cost of node n under candidate c (seconds, the objective every decision minimises locally):
  *   in   Σ over inputs: reshard cost from the input's placement to what c wants (reshard.ts ring
@@ -25,7 +26,8 @@
  *   out  Σ over outputs: the reshard cost from c's output placement to each distinct placement
  *        that the current consumers want (R for a graph output, the seed for a seeded value).
  *
- * A candidate that needs a SEEDED constant in another placement than its seed is dropped while
+ * A candidate that needs a SEEDED constant in another placement than its seed (or the seed's
+ * `use`, where a strategy gathers the stored weight at run time) is dropped while
  * the node has another candidate (the seed says how the weight is stored; gathering it on every
  * run would undo that). Each communicating collective also costs a fixed `secondsPerCollective`,
  * so one AllReduce beats a ReduceScatter + AllGather pair of the same bytes.
@@ -68,6 +70,21 @@ export interface Seed {
    * of the seed's and the unit analysis's, when that divides the dim.
    */
   exactUnit?: boolean;
+  /**
+   * Constants only: the placement the value is USED in at run time when that differs from how it
+   * is stored (`placement`), e.g. summa2d's weight panels, stored sharded and all-gathered along
+   * one axis before their MatMul. Candidates are held to `use` as they are held to `placement`
+   * otherwise, and resharding inserts the collective from the stored layout. Unset (every other
+   * strategy): a seeded constant is used as stored, never gathered at run time.
+   */
+  use?: Placement;
+  /**
+   * Graph outputs only: the output KEEPS this placement at the end instead of being gathered to R
+   * (each device returns its block; the caller assembles it if it needs the global tensor), e.g. a
+   * head-sharded KV cache fed back to the next decoder step (strategies/kv-cache.ts). Unset: graph
+   * outputs end R.
+   */
+  resident?: boolean;
 }
 
 export interface AxisPropagation {
@@ -133,7 +150,8 @@ export function realiseCandidate(node: Node, c: Candidate, units: UnitAnalysis):
   return { ...c, inputs: c.inputs.map(fix), outputs: c.outputs.map((p) => fix(p)!) };
 }
 
-function flopsOf(node: Node, registry: OpRegistry): number {
+/** The node's flops on its (global) shapes: OpDef.flops, 0 where an op has none. */
+export function flopsOf(node: Node, registry: OpRegistry): number {
   const def = registry.get(node.op, node.domain);
   if (!def?.flops) return 0;
   const typeOf = (v: Value | null): TypeInfo | undefined => (v && v.dtype ? { dtype: v.dtype, shape: v.shape } : undefined);
@@ -167,7 +185,9 @@ export function propagateAxis(graph: Graph, axis: MeshAxis, opts: PropagateOptio
   const graphInputs = new Set(graph.inputs);
   const outputs = new Set(graph.outputs);
   const seeded = new Map<Value, Placement>([...opts.seeds].map(([v, s]) => [v, s.placement]));
+  const usedAs = new Map<Value, Placement>([...opts.seeds].map(([v, s]) => [v, s.use ?? s.placement]));
   const isFree = (v: Value): boolean => !!v.constant && !graphInputs.has(v) && !seeded.has(v);
+  const resident = new Set([...opts.seeds].filter(([v, s]) => s.resident && outputs.has(v)).map(([v]) => v));
 
   // Seeded constants are hard: a candidate that needs a seeded weight in another placement is
   // dropped while the node has any other (gathering a weight on every run would undo the storage
@@ -176,7 +196,7 @@ export function propagateAxis(graph: Graph, axis: MeshAxis, opts: PropagateOptio
   const keepsSeededConstants = (n: Node, c: Candidate): boolean =>
     c.inputs.every((w, i) => {
       const v = n.inputs[i];
-      const s = v && v.constant && !graphInputs.has(v) ? seeded.get(v) : undefined;
+      const s = v && v.constant && !graphInputs.has(v) ? usedAs.get(v) : undefined;
       return !s || !w || placementEq(s, w);
     });
   const cands = new Map<Node, Candidate[]>();
@@ -230,7 +250,7 @@ export function propagateAxis(graph: Graph, axis: MeshAxis, opts: PropagateOptio
     const add = (p: Placement | null | undefined): void => {
       if (p && !out.some((q) => placementEq(q, p))) out.push(p);
     };
-    if (outputs.has(v)) add(R);
+    if (outputs.has(v) && !resident.has(v)) add(R);
     for (const u of uses.get(v) ?? []) if (u.node !== except) add(chosen(u.node).inputs[u.index]);
     return out;
   };

@@ -6,7 +6,10 @@
  * `floor(m/k) + (i < m mod k ? 1 : 0)` blocks, in order: 6 heads of 8 on 4 devices are
  * 16,16,8,8 elements; a vocabulary of 50257 on 8 devices is 6283 ×1 then 6282 ×7. When several
  * mesh axes shard the same dim, the axes split it in mesh order (major axis first), i.e. the dim
- * is split over the product of their sizes with the combined index taken row-major.
+ * is split by each axis in turn, nested: the major axis splits the dim (balanced, in blocks), then
+ * the next axis splits each device's part, and so on. Gathering the minor axis therefore gives
+ * exactly the major axis's split, which is what resharding assumes; it also equals the split over
+ * the product of the sizes whenever the sizes divide evenly.
  */
 import { UserError } from '../../ir/errors.js';
 import type { Layout, Placement } from '../../ir/layout.js';
@@ -56,14 +59,12 @@ export function shardedDims(layout: Layout | undefined, mesh: DeviceMesh, rank: 
 export function localRanges(shape: readonly number[], layout: Layout | undefined, mesh: DeviceMesh, device: number): Range[] {
   const ranges = shape.map((n) => ({ offset: 0, size: n }));
   for (const [dim, { axes, unit }] of shardedDims(layout, mesh, shape.length)) {
-    let k = 1;
-    let idx = 0;
+    let r = ranges[dim]!;
     for (const a of axes) {
-      const size = mesh.axis(a).size;
-      k *= size;
-      idx = idx * size + mesh.coord(device, a);
+      const part = splitDim(r.size, mesh.axis(a).size, unit)[mesh.coord(device, a)]!;
+      r = { offset: r.offset + part.offset, size: part.size };
     }
-    ranges[dim] = splitDim(shape[dim]!, k, unit)[idx]!;
+    ranges[dim] = r;
   }
   return ranges;
 }

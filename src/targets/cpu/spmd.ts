@@ -11,7 +11,8 @@
  * node. Tensors are freed after their last use on each device.
  *
  * Inputs are GLOBAL tensors: each device gets its block per the input's layout in the plan.
- * Outputs are assembled back into global tensors per the output's layout (assembleTensor).
+ * Outputs are assembled back into global tensors per the output's layout (assembleTensor); an
+ * output held by some devices only (a pipeline stage's) is assembled from those (holdersOf).
  */
 import { UserError } from '../../ir/errors.js';
 import type { Graph, Node, Value } from '../../ir/graph.js';
@@ -29,6 +30,13 @@ export interface SpmdOptions {
   registry: OpRegistry;
   /** The plan the programs were lowered from (layouts of the global inputs and outputs). */
   plan: ShardPlan;
+  /**
+   * Per device (by rank), inputs given as that device's OWN block, used as they are instead of a
+   * block of the global feed: e.g. a decoder step's past KV cache, fed back from the previous
+   * step's per-device present outputs without assembling it. Shapes are checked against the
+   * device's local input shape.
+   */
+  localFeeds?: readonly ReadonlyMap<string, Tensor>[];
 }
 
 export interface SpmdResult {
@@ -65,6 +73,13 @@ export function runSpmd(programs: readonly DeviceProgram[], mesh: DeviceMesh, fe
     const graph = program.graph;
     const env = new Map<Value, Tensor>();
     for (const v of graph.inputs) {
+      const own = opts.localFeeds?.[d]?.get(v.name);
+      if (own) {
+        if (v.shape && isStatic(v.shape) && (v.shape.length !== own.rank || v.shape.some((n, i) => n !== own.shape[i])))
+          throw new UserError(`device ${d}: local input has shape [${own.shape.join(',')}] but the device's block is [${v.shape.join(',')}]`, { tensor: v.name });
+        env.set(v, own);
+        continue;
+      }
       const t = feeds.get(v.name);
       if (!t) {
         if (v.constant) continue;
@@ -205,11 +220,28 @@ export function runSpmd(programs: readonly DeviceProgram[], mesh: DeviceMesh, fe
   });
   const outputs = new Map<string, Tensor>();
   for (const gv of plan.graph.outputs) {
-    const locals = perDevice.map((m) => m.get(gv.name)!);
+    const locals = holdersOf(perDevice, gv, mesh);
     if (!gv.shape || !isStatic(gv.shape)) throw new UserError(`output has no static global shape to assemble`, { tensor: gv.name });
     outputs.set(gv.name, assembleTensor(locals, gv.shape, gv.layout, mesh));
   }
   return { outputs, perDevice };
+}
+
+/**
+ * Every device's local tensor of a global output. A device whose program does not produce it (a
+ * pipeline stage other than the one that computes it) takes the tensor of the first device that
+ * has it with the same coordinates on every axis where the output is not replicated.
+ */
+function holdersOf(perDevice: readonly Map<string, Tensor>[], gv: Value, mesh: DeviceMesh): Tensor[] {
+  const locals = perDevice.map((m) => m.get(gv.name));
+  if (locals.every((t) => t)) return locals as Tensor[];
+  const split = mesh.axes.filter((a) => (gv.layout?.get(a.name)?.kind ?? 'replicate') !== 'replicate').map((a) => a.name);
+  return locals.map((t, d) => {
+    if (t) return t;
+    const e = locals.findIndex((u, r) => u && split.every((a) => mesh.coord(r, a) === mesh.coord(d, a)));
+    if (e < 0) throw new UserError(`no device computes graph output`, { tensor: gv.name });
+    return locals[e]!;
+  });
 }
 
 function waitingSummary(states: readonly DeviceState[]): string {

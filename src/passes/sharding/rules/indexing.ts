@@ -5,12 +5,14 @@
  */
 import type { Candidate, ShardingRule } from '../rule.js';
 import { gatherRules } from './indexing-gather.js';
+import { MASKED_GATHER_ELEMENTS, localizeMaskedGatherElements } from './masked-gather-elements.js';
 import { P, R, S, axisIn, constInts, passDims, shapeOf, shardable } from './shape-dims.js';
 
 /**
  * GatherElements (out = indices' shape): a non-axis dim shards when data and indices have the same
  * size there (both S(d)); indices may be sharded on the axis dim itself against a replicated data,
- * since the axis coordinate comes from the index values.
+ * since the axis coordinate comes from the index values; data sharded on the axis dim itself gives
+ * a partial sum by a masked local gather (masked-gather-elements.ts).
  */
 const gatherElements: ShardingRule = {
   op: 'GatherElements',
@@ -25,8 +27,13 @@ const gatherElements: ShardingRule = {
       if (d === a) out.push({ inputs: [R, S(d)], outputs: [S(d)] });
       else if (data[d] === ind[d]) out.push({ inputs: [S(d), S(d)], outputs: [S(d)] });
     }
-    if (ctx.inputs[0]!.dtype !== 'string') out.push({ inputs: [P, R], outputs: [P] });
+    if (ctx.inputs[0]!.dtype === 'string') return out;
+    if (a !== undefined && shardable(data[a]!, ctx.axisSize)) out.push({ inputs: [S(a), R], outputs: [P], local: MASKED_GATHER_ELEMENTS });
+    out.push({ inputs: [P, R], outputs: [P] });
     return out;
+  },
+  localize(ctx) {
+    if ([...ctx.candidates.values()].some((c) => c.local === MASKED_GATHER_ELEMENTS)) localizeMaskedGatherElements(ctx);
   },
 };
 

@@ -6,20 +6,27 @@
  * every named preset must find its axis (else a UserError naming the axis), and the mesh's other
  * axes are taken by the presets that own them by name, so `--mesh dp=2,tp=2 --strategy megatron`
  * runs data on dp and megatron on tp. An axis that no preset takes is a UserError naming it.
- * `sequence`, `summa2d`, `expert` and `pipeline` are reserved: "not implemented yet".
+ * `sequence` owns tp as well: it replaces megatron there (naming both is the "both want" error).
+ * `pipeline` owns pp (strategies/pipeline.ts; MPMD, see pipeline/index.ts). `expert` owns ep (strategies/expert.ts).
+ * `summa2d` is two presets of one name (tpr and tpc halves, strategies/summa2d.ts): the named one
+ * takes tpr and the tpc half takes tpc as the preset that owns it.
  * (`auto` and spec files are handled by shardGraph.)
  */
 import { UserError } from '../../../ir/errors.js';
 import type { DeviceMesh } from '../mesh.js';
 import { dataPreset } from './data.js';
+import { expertPreset } from './expert.js';
 import { megatronPreset } from './megatron.js';
+import { pipelinePreset } from './pipeline.js';
+import { sequencePreset } from './sequence.js';
+import { summa2dColsPreset, summa2dRowsPreset } from './summa2d.js';
 import type { Preset } from './types.js';
 
 export type { AxisSeeds, Preset, StrategyContext } from './types.js';
-export { dataPreset, megatronPreset };
+export { dataPreset, megatronPreset, sequencePreset };
 
-export const PRESETS: readonly Preset[] = [megatronPreset, dataPreset];
-export const NOT_IMPLEMENTED = ['sequence', 'summa2d', 'expert', 'pipeline'];
+export const PRESETS: readonly Preset[] = [megatronPreset, dataPreset, summa2dRowsPreset, summa2dColsPreset, sequencePreset, expertPreset, pipelinePreset];
+export const NOT_IMPLEMENTED: string[] = [];
 
 export interface AxisPreset {
   axis: string;
@@ -31,7 +38,7 @@ export function presetNamed(name: string): Preset {
   const p = PRESETS.find((x) => x.name === name);
   if (!p)
     throw new UserError(
-      `unknown strategy ${JSON.stringify(name)} (available: ${[...PRESETS.map((x) => x.name), 'auto', '<spec.json>'].join(', ')})`,
+      `unknown strategy ${JSON.stringify(name)} (available: ${[...new Set(PRESETS.map((x) => x.name)), 'auto', '<spec.json>'].join(', ')})`,
     );
   return p;
 }

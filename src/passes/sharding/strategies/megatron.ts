@@ -26,6 +26,7 @@ import type { Node, Value } from '../../../ir/graph.js';
 import { type Placement, Replicate, Shard } from '../../../ir/layout.js';
 import type { AxisSeeds, Preset, StrategyContext } from './types.js';
 import { unfuseSplitProjections } from '../unfuse-qkv.js';
+import { seedKvCaches } from './kv-cache.js';
 
 const PASS_BACK = new Set(['Reshape', 'Transpose', 'Add', 'Sub', 'Mul', 'Div', 'Slice', 'Concat', 'Neg', 'Expand', 'Unsqueeze', 'Squeeze', 'Cast', 'Identity']);
 const ELEMENTWISE = new Set([
@@ -189,6 +190,8 @@ export function megatronSeeds(ctx: StrategyContext): AxisSeeds {
 
   if (!attentions && !mlps)
     throw new UserError(`strategy megatron: the model has no transformer structure to shard over ${axis.name} (no attention block and no MLP of two matmuls with constant weights)`);
+  // KV caches (past/present inputs and outputs) head-sharded like their projections (kv-cache.ts).
+  seedKvCaches(ctx, seeds, 'megatron');
   return seeds;
 }
 

@@ -27,5 +27,11 @@ export interface Preset {
   axis: string;
   /** Graph rewrites the preset needs before sharding (e.g. unfusing QKV), run once. */
   prepare?(graph: Graph): void;
+  /**
+   * The preset gives each coordinate of its axis a different program (pipeline stages, MPMD):
+   * shardGraph hands the plan to pipeline/index.ts, every value is replicated on the axis and no
+   * propagation runs there.
+   */
+  mpmd?: boolean;
   annotate(ctx: StrategyContext): AxisSeeds;
 }
