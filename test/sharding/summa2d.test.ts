@@ -288,6 +288,14 @@ describe('summa2d on GPT', () => {
     expectMatchesUnsharded(bytes, plan, lowerPlan(plan, { registry, rules }), dims);
   });
 
+  test('two axes on one uneven dim (batch 2 over dp=2 and tpr=2) nest their splits and still match', () => {
+    // x[2,16]: dp and tpr both shard the batch dim; 2 rows over 2×2 devices gives empty shards.
+    const bytes = smallMlp();
+    const dims = { batch: 2 };
+    const plan = shard(bytes, 'dp=2,tpr=2,tpc=2', dims, 'data+summa2d');
+    expectMatchesUnsharded(bytes, plan, lowerPlan(plan, { registry, rules }), dims);
+  });
+
   test('shardc verify examples/gpt-tiny.onnx --mesh tpr=2,tpc=2 --strategy summa2d exits 0', async () => {
     const r = await cli('verify', GPT_TINY_FILE, '--mesh', 'tpr=2,tpc=2', '--strategy', 'summa2d', '--target', 'cpu', '--dim', 'batch=1,sequence=8');
     expect(r.stderr).toBe('');
