@@ -8,14 +8,12 @@
  * Symbolic dims are bound from the input tensors' shapes (and --dim), so the plan is made for the
  * inputs that are fed.
  */
-import { existsSync, statSync } from 'node:fs';
 import { UserError } from '../ir/errors.js';
 import type { Graph } from '../ir/graph.js';
 import type { OpRegistry } from '../ir/registry.js';
 import { isSymbolName } from '../ir/shape.js';
 import type { Tensor } from '../ir/tensor.js';
 import { loadModel, unsupportedOps } from '../onnx/import.js';
-import { readTensorFile } from '../onnx/tensor-file.js';
 import { shardGraph } from '../passes/sharding/index.js';
 import { lowerPlan } from '../passes/sharding/lower.js';
 import { DeviceMesh } from '../passes/sharding/mesh.js';
@@ -25,10 +23,8 @@ import { runSpmd } from '../targets/cpu/spmd.js';
 import { checkMeshFits } from '../bundle/fit.js';
 import { resolveStrategy } from '../bundle/strategy.js';
 import { type Tolerance, compareTensors } from './compare.js';
-import { feedsFromFiles, numberedTensorFiles, requiredInputs } from './feeds.js';
-import { runWithOrt } from './ort.js';
-import { randomInputs } from './random-inputs.js';
-import { type OutputCheck, VERIFY_TOLERANCE } from './verify.js';
+import { requiredInputs } from './feeds.js';
+import { type OutputCheck, VERIFY_TOLERANCE, loadInputs, referenceOutputs } from './verify.js';
 
 /** Sharded vs unsharded on the same runtime: same math, reductions split over devices. */
 export const SHARDED_TOLERANCE: Tolerance = { rtol: 1e-5, atol: 1e-6 };
@@ -101,20 +97,7 @@ export async function verifySharded(modelPath: string, opts: ShardedVerifyOption
   const missing = unsupportedOps(graph, opts.registry);
   if (missing.length) throw new UserError(`unsupported ops: ${missing.map((m) => m.op).join(', ')}`, { file: modelPath });
 
-  let feeds: Map<string, Tensor>;
-  let expectedFiles: { name?: string; tensor: Tensor }[] = [];
-  let source: 'file' | 'random' = 'random';
-  if (opts.inputsDir !== undefined) {
-    const dir = opts.inputsDir;
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`inputs directory does not exist`, { file: dir });
-    const inputFiles = numberedTensorFiles(dir, 'input');
-    if (inputFiles.length === 0) throw new UserError(`no input_<i>.pb or input_<i>.npy files`, { file: dir });
-    feeds = feedsFromFiles(graph, inputFiles.map((f) => readTensorFile(f)), dir);
-    expectedFiles = numberedTensorFiles(dir, 'output').map((f) => readTensorFile(f));
-    source = 'file';
-  } else {
-    feeds = randomInputs(graph, { seed: opts.seed, dims: opts.dims });
-  }
+  const { feeds, expectedFiles, source } = loadInputs(graph, opts);
   const outputNames = graph.outputs.map((o) => o.name);
   const bindings = bindingsFromFeeds(graph, feeds, opts.dims);
 
@@ -125,17 +108,7 @@ export async function verifySharded(modelPath: string, opts: ShardedVerifyOption
   const programs = lowerPlan(plan, { registry: opts.registry, rules: opts.rules });
   const sharded = runSpmd(programs, mesh, feeds, { registry: opts.registry, plan }).outputs;
 
-  let expected: Map<string, Tensor>;
-  let kind: 'test-data' | 'onnxruntime';
-  if (expectedFiles.length > 0) {
-    if (expectedFiles.length !== outputNames.length)
-      throw new UserError(`${expectedFiles.length} output files but the model has ${outputNames.length} outputs`, { file: opts.inputsDir });
-    expected = new Map(outputNames.map((n, i) => [n, expectedFiles[i]!.tensor]));
-    kind = 'test-data';
-  } else {
-    expected = await runWithOrt(modelPath, feeds);
-    kind = 'onnxruntime';
-  }
+  const { expected, kind } = await referenceOutputs(modelPath, outputNames, feeds, expectedFiles, opts.inputsDir);
   const shardTol = opts.shardTolerance ?? SHARDED_TOLERANCE;
   const refTol = opts.tolerance ?? VERIFY_TOLERANCE;
   const vsUnsharded = outputNames.map((n) => check(n, sharded.get(n), unsharded.get(n), shardTol));

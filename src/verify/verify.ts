@@ -8,6 +8,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { VerificationError, UserError } from '../ir/errors.js';
+import type { Graph } from '../ir/graph.js';
 import type { OpRegistry } from '../ir/registry.js';
 import type { Tensor } from '../ir/tensor.js';
 import { loadModel, unsupportedOps } from '../onnx/import.js';
@@ -55,6 +56,43 @@ export interface VerifyReport {
   outputs: OutputCheck[];
 }
 
+/** The feeds of a verification run, with the expected outputs stored beside file inputs. */
+export interface LoadedInputs {
+  feeds: Map<string, Tensor>;
+  /** output_<i> files of the inputs directory (empty for random inputs). */
+  expectedFiles: { name?: string; tensor: Tensor }[];
+  source: 'file' | 'random';
+}
+
+/** Feeds from `inputsDir` (input_<i>.pb/.npy, plus output_<i> when present), else random inputs. */
+export function loadInputs(
+  graph: Graph,
+  opts: { inputsDir?: string; seed?: number; dims?: Readonly<Record<string, number>> },
+): LoadedInputs {
+  const dir = opts.inputsDir;
+  if (dir === undefined) return { feeds: randomInputs(graph, { seed: opts.seed, dims: opts.dims }), expectedFiles: [], source: 'random' };
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`inputs directory does not exist`, { file: dir });
+  const inputFiles = numberedTensorFiles(dir, 'input');
+  if (inputFiles.length === 0) throw new UserError(`no input_<i>.pb or input_<i>.npy files`, { file: dir });
+  const feeds = feedsFromFiles(graph, inputFiles.map((f) => readTensorFile(f)), dir);
+  const expectedFiles = numberedTensorFiles(dir, 'output').map((f) => readTensorFile(f));
+  return { feeds, expectedFiles, source: 'file' };
+}
+
+/** The reference outputs by output name: the expected output files when there are any, else onnxruntime on `feeds`. */
+export async function referenceOutputs(
+  modelPath: string,
+  outputNames: readonly string[],
+  feeds: ReadonlyMap<string, Tensor>,
+  expectedFiles: readonly { name?: string; tensor: Tensor }[],
+  inputsDir: string | undefined,
+): Promise<{ expected: Map<string, Tensor>; kind: VerifyReport['reference'] }> {
+  if (expectedFiles.length === 0) return { expected: await runWithOrt(modelPath, feeds), kind: 'onnxruntime' };
+  if (expectedFiles.length !== outputNames.length)
+    throw new UserError(`${expectedFiles.length} output files but the model has ${outputNames.length} outputs`, { file: inputsDir });
+  return { expected: new Map(outputNames.map((n, i) => [n, expectedFiles[i]!.tensor])), kind: 'test-data' };
+}
+
 export async function verifyModel(modelPath: string, opts: VerifyOptions): Promise<VerifyReport> {
   const tolerance = opts.tolerance ?? VERIFY_TOLERANCE;
   const model = loadModel(modelPath);
@@ -65,33 +103,9 @@ export async function verifyModel(modelPath: string, opts: VerifyOptions): Promi
       file: modelPath,
     });
 
-  let feeds: Map<string, Tensor>;
-  let expectedFiles: { name?: string; tensor: Tensor }[] = [];
-  let source: 'file' | 'random' = 'random';
-  if (opts.inputsDir !== undefined) {
-    const dir = opts.inputsDir;
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`inputs directory does not exist`, { file: dir });
-    const inputFiles = numberedTensorFiles(dir, 'input');
-    if (inputFiles.length === 0) throw new UserError(`no input_<i>.pb or input_<i>.npy files`, { file: dir });
-    feeds = feedsFromFiles(graph, inputFiles.map((f) => readTensorFile(f)), dir);
-    expectedFiles = numberedTensorFiles(dir, 'output').map((f) => readTensorFile(f));
-    source = 'file';
-  } else {
-    feeds = randomInputs(graph, { seed: opts.seed, dims: opts.dims });
-  }
-
+  const { feeds, expectedFiles, source } = loadInputs(graph, opts);
   const got = runGraph(graph, feeds, { registry: opts.registry });
-  let expected: Map<string, Tensor>;
-  let reference: VerifyReport['reference'];
-  if (expectedFiles.length > 0) {
-    if (expectedFiles.length !== graph.outputs.length)
-      throw new UserError(`${expectedFiles.length} output files but the model has ${graph.outputs.length} outputs`, { file: opts.inputsDir });
-    expected = new Map(graph.outputs.map((o, i) => [o.name, expectedFiles[i]!.tensor]));
-    reference = 'test-data';
-  } else {
-    expected = await runWithOrt(modelPath, feeds);
-    reference = 'onnxruntime';
-  }
+  const { expected, kind: reference } = await referenceOutputs(modelPath, graph.outputs.map((o) => o.name), feeds, expectedFiles, opts.inputsDir);
 
   const outputs: OutputCheck[] = graph.outputs.map((o) => {
     const g = got.get(o.name)!;

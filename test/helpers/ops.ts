@@ -1,6 +1,6 @@
 /**
  * Shared harness pieces for the op-row unit tests (test/ir/ops/*.test.ts): attributes from plain
- * values, a node with fresh values, and the UserError expectation.
+ * values, a node with fresh values, and the UserError expectations.
  */
 import { type Attr, Attrs } from '../../src/ir/attrs.js';
 import { UserError } from '../../src/ir/errors.js';
@@ -36,16 +36,20 @@ export function opNode(op: string, nIn: number, nOut: number, attrs: Attrs, labe
   return new Node(op, inputs, outputs, attrs, label);
 }
 
-/** Expects `f` to throw a UserError whose message matches `match`. */
-export function expectUserError(f: () => unknown, match: RegExp): void {
-  let err: unknown;
+/** The message of the UserError that `f` throws (expects it to throw one). */
+export function userErrorMessage(f: () => unknown): string {
   try {
     f();
   } catch (e) {
-    err = e;
+    expect(e).toBeInstanceOf(UserError);
+    return (e as Error).message;
   }
-  expect(err).toBeInstanceOf(UserError);
-  expect((err as Error).message).toMatch(match);
+  throw new Error('expected a UserError, nothing was thrown');
+}
+
+/** Expects `f` to throw a UserError whose message matches `match`. */
+export function expectUserError(f: () => unknown, match: RegExp): void {
+  expect(userErrorMessage(f)).toMatch(match);
 }
 
 /**

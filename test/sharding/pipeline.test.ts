@@ -9,14 +9,14 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BERT_TINY, GPT_TINY, LLAMA_TINY, type TransformerConfig, bertModel, gptModel, llamaModel } from '../../examples/models/transformers.js';
+import type { TransformerConfig } from '../../examples/models/transformers.js';
 import { partitionModel } from '../../src/bundle/partition.js';
 import { loadBundleForRun } from '../../src/bundle/run.js';
 import type { Schedule } from '../../src/bundle/schedule.js';
 import { UserError } from '../../src/ir/errors.js';
 import type { Graph } from '../../src/ir/graph.js';
 import { createCoreRegistry } from '../../src/ir/ops/index.js';
-import { importModel, loadModel } from '../../src/onnx/import.js';
+import { loadModel } from '../../src/onnx/import.js';
 import { defaultPipeline } from '../../src/passes/manager.js';
 import { shardGraph } from '../../src/passes/sharding/index.js';
 import { type DeviceProgram, lowerPlan } from '../../src/passes/sharding/lower.js';
@@ -26,22 +26,20 @@ import { assignStages, forwardClocks, nodeCosts } from '../../src/passes/shardin
 import { type ShardPlan, nodeStage } from '../../src/passes/sharding/plan.js';
 import { createCoreShardingRules } from '../../src/passes/sharding/rules/index.js';
 import { runGraph } from '../../src/targets/cpu/interpreter.js';
-import { runSpmd } from '../../src/targets/cpu/spmd.js';
 import { compareTensors } from '../../src/verify/compare.js';
 import { randomInputs } from '../../src/verify/random-inputs.js';
 import { GraphBuilder } from '../passes/graph-builder.js';
 import { cli } from '../bundle/cli-helper.js';
+import { type TransformerKind, expectSpmdMatchesUnsharded, loadTransformer } from '../helpers/transformers.js';
 
 const registry = createCoreRegistry();
 const rules = createCoreShardingRules();
 const DIMS = { batch: 4, sequence: 8 };
-type Kind = 'gpt' | 'bert' | 'llama';
-const MAKE = { gpt: gptModel, bert: bertModel, llama: llamaModel };
-const BASE = { gpt: GPT_TINY, bert: BERT_TINY, llama: LLAMA_TINY };
+type Kind = TransformerKind;
 const LAYERS: Partial<TransformerConfig> = { layers: 4 };
 
 function load(kind: Kind): Graph {
-  return importModel(MAKE[kind]({ ...BASE[kind], ...LAYERS }).encode(), { file: `${kind}.onnx` }).graph;
+  return loadTransformer(kind, LAYERS);
 }
 
 function plan(kind: Kind, mesh: string, microBatches?: number, strategy = 'pipeline'): ShardPlan {
@@ -49,12 +47,7 @@ function plan(kind: Kind, mesh: string, microBatches?: number, strategy = 'pipel
 }
 
 function expectMatchesUnsharded(kind: Kind, p: ShardPlan, programs: DeviceProgram[]): void {
-  const ref = load(kind);
-  const feeds = randomInputs(ref, { seed: 11, dims: DIMS });
-  defaultPipeline({ registry, bindings: DIMS }).run(ref);
-  const want = runGraph(ref, feeds, { registry });
-  const got = runSpmd(programs, p.mesh, feeds, { registry, plan: p });
-  for (const [k, t] of want) expect(`${k}: ${compareTensors(got.outputs.get(k)!, t, { rtol: 1e-5, atol: 1e-5 }).message}`).toBe(`${k}: `);
+  expectSpmdMatchesUnsharded(load(kind), p, programs, { registry, seed: 11, dims: DIMS, atol: 1e-5 });
 }
 
 /** Names of the global plan's weights (constants of more than 64 elements) each stage's nodes read. */

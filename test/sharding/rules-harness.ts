@@ -22,7 +22,13 @@ export function rand(shape: number[], seed: number, dtype: DType = 'float32'): T
   const int = dtype.startsWith('int') || dtype.startsWith('uint');
   return Tensor.from(dtype, shape, Array.from({ length: n }, () => (int ? Math.floor(r() * 10) - (dtype.startsWith('u') ? 0 : 5) : Math.round((r() * 2 - 1) * 1000) / 1000)));
 }
-export const i64 = (v: number[]): Tensor => Tensor.from('int64', [v.length], v);
+/** Integers in [lo, hi). */
+export function ints(shape: number[], lo: number, hi: number, seed: number, dtype: DType = 'int64'): Tensor {
+  const r = mulberry32(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return Tensor.from(dtype, shape, Array.from({ length: n }, () => lo + Math.floor(r() * (hi - lo))));
+}
+export const i64 = (v: number[], shape = [v.length]): Tensor => Tensor.from('int64', shape, v);
 
 export interface CheckOpts {
   nOut?: number;
@@ -52,6 +58,11 @@ export function check(op: string, inputs: (Tensor | undefined)[], attrs: Record<
     res[k] = cands.map(formatCandidate);
   }
   return res;
+}
+
+/** `check` with other defaults for its options (e.g. `{ constants: [] }`: no input constant unless told). */
+export function checkWith(defaults: CheckOpts): typeof check {
+  return (op, inputs, attrs = {}, opts = {}) => check(op, inputs, attrs, { ...defaults, ...opts });
 }
 
 /** The checker's verdict on one candidate (which need not come from any rule). */

@@ -3,59 +3,14 @@
  * 2 and 3 (and 4 for the vocabulary-parallel lookup): each candidate's local runs, after
  * rule.localize, reassemble to the unsharded result (check-rule.ts).
  */
-import type { DType } from '../../src/ir/dtype.js';
-import { createCoreRegistry } from '../../src/ir/ops/index.js';
-import { mulberry32 } from '../../src/ir/random.js';
 import { Tensor } from '../../src/ir/tensor.js';
-import { checkCandidate, expandCandidates, formatCandidate, ruleContextFor } from '../../src/passes/sharding/check-rule.js';
-import { createCoreShardingRules } from '../../src/passes/sharding/rules/index.js';
-import { type AttrIn, attrsOf, opNode } from '../helpers/ops.js';
+import { checkWith, counter, i64, ints, rand } from './rules-harness.js';
 
-const registry = createCoreRegistry();
-const rules = createCoreShardingRules();
-let checked = 0;
-
-function rand(shape: number[], seed: number, dtype: DType = 'float32'): Tensor {
-  const r = mulberry32(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return Tensor.from(dtype, shape, Array.from({ length: n }, () => Math.round((r() * 2 - 1) * 1000) / 1000));
-}
-/** Integers in [lo, hi). */
-function ints(shape: number[], lo: number, hi: number, seed: number, dtype: DType = 'int64'): Tensor {
-  const r = mulberry32(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return Tensor.from(dtype, shape, Array.from({ length: n }, () => lo + Math.floor(r() * (hi - lo))));
-}
-const i64 = (v: number[], shape = [v.length]): Tensor => Tensor.from('int64', shape, v);
-
-interface CheckOpts {
-  nOut?: number;
-  constants?: boolean[];
-  sizes?: number[];
-}
-
-/** Checks every candidate of `op` on these inputs; returns the printed candidates per axis size. */
-function check(op: string, inputs: (Tensor | undefined)[], attrs: Record<string, AttrIn> = {}, opts: CheckOpts = {}): Record<number, string[]> {
-  const { nOut = 1, constants = [], sizes = [2, 3] } = opts;
-  const node = opNode(op, inputs.length, nOut, attrsOf(attrs), `${op.toLowerCase()}_0`, inputs.map((t) => t !== undefined));
-  const rule = rules.get(op);
-  expect(rule).toBeDefined();
-  const outs = registry.forNode(node).evaluate({ node, attrs: node.attrs, inputs });
-  const res: Record<number, string[]> = {};
-  for (const k of sizes) {
-    const cands = expandCandidates(rule, ruleContextFor(node, inputs, outs, k, constants));
-    for (const c of cands) {
-      expect(checkCandidate({ node, inputs, registry, constants }, rule!, c, k).message).toBe('');
-      checked++;
-    }
-    res[k] = cands.map(formatCandidate);
-  }
-  return res;
-}
+const check = checkWith({ constants: [] });
 
 afterAll(() => {
-  expect(checked).toBeGreaterThan(80);
-  console.log(`rules-indexing: ${checked} candidate checks`);
+  expect(counter.checked).toBeGreaterThan(80);
+  console.log(`rules-indexing: ${counter.checked} candidate checks`);
 });
 
 describe('Gather', () => {

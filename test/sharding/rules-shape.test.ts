@@ -4,55 +4,18 @@
  * per device, the node localized and evaluated per device, outputs reassembled and compared with
  * the unsharded evaluation — and the expected candidates are pinned by their printed form.
  */
-import type { DType } from '../../src/ir/dtype.js';
-import { createCoreRegistry } from '../../src/ir/ops/index.js';
-import { mulberry32 } from '../../src/ir/random.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { Replicate, Shard } from '../../src/ir/layout.js';
-import { checkCandidate, expandCandidates, formatCandidate, ruleContextFor } from '../../src/passes/sharding/check-rule.js';
-import { createCoreShardingRules } from '../../src/passes/sharding/rules/index.js';
-import { type AttrIn, attrsOf, opNode } from '../helpers/ops.js';
+import { checkCandidate } from '../../src/passes/sharding/check-rule.js';
+import { attrsOf, opNode } from '../helpers/ops.js';
+import { checkWith, counter, i64, rand, registry, rules } from './rules-harness.js';
 
-const registry = createCoreRegistry();
-const rules = createCoreShardingRules();
-let checked = 0;
-
-function rand(shape: number[], seed: number, dtype: DType = 'float32'): Tensor {
-  const r = mulberry32(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return Tensor.from(dtype, shape, Array.from({ length: n }, () => Math.round((r() * 2 - 1) * 1000) / 1000));
-}
-const i64 = (v: number[]): Tensor => Tensor.from('int64', [v.length], v);
-
-interface CheckOpts {
-  nOut?: number;
-  constants?: boolean[];
-  sizes?: number[];
-}
-
-/** Checks every candidate of `op` on these inputs; returns the printed candidates per axis size. */
-function check(op: string, inputs: (Tensor | undefined)[], attrs: Record<string, AttrIn> = {}, opts: CheckOpts = {}): Record<number, string[]> {
-  const { nOut = 1, constants = [], sizes = [2, 3] } = opts;
-  const node = opNode(op, inputs.length, nOut, attrsOf(attrs), `${op.toLowerCase()}_0`, inputs.map((t) => t !== undefined));
-  const rule = rules.get(op);
-  expect(rule).toBeDefined();
-  const outs = registry.forNode(node).evaluate({ node, attrs: node.attrs, inputs });
-  const res: Record<number, string[]> = {};
-  for (const k of sizes) {
-    const cands = expandCandidates(rule, ruleContextFor(node, inputs, outs, k, constants));
-    for (const c of cands) {
-      expect(checkCandidate({ node, inputs, registry, constants }, rule!, c, k).message).toBe('');
-      checked++;
-    }
-    res[k] = cands.map(formatCandidate);
-  }
-  return res;
-}
+const check = checkWith({ constants: [] });
 
 afterAll(() => {
   // Every test above runs candidates through the checker; the total is reported for the lead.
-  expect(checked).toBeGreaterThan(100);
-  console.log(`rules-shape: ${checked} candidate checks`);
+  expect(counter.checked).toBeGreaterThan(100);
+  console.log(`rules-shape: ${counter.checked} candidate checks`);
 });
 
 describe('Reshape', () => {

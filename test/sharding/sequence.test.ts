@@ -7,13 +7,10 @@
  * `SHARDC_ACCEPT=1 npx jest test/sharding/sequence.test.ts` rewrites the golden plans
  * test/golden/plans/*-sequence.*.txt (review the diff, then commit).
  */
-import { BERT_TINY, GPT_TINY, LLAMA_TINY, type TransformerConfig, bertModel, gptModel, llamaModel } from '../../examples/models/transformers.js';
-import { UserError } from '../../src/ir/errors.js';
-import type { Graph, Value } from '../../src/ir/graph.js';
+import type { TransformerConfig } from '../../examples/models/transformers.js';
+import type { Value } from '../../src/ir/graph.js';
 import { formatPlacement } from '../../src/ir/layout.js';
 import { createCoreRegistry } from '../../src/ir/ops/index.js';
-import { importModel } from '../../src/onnx/import.js';
-import { defaultPipeline } from '../../src/passes/manager.js';
 import { findPatterns } from '../../src/passes/patterns.js';
 import { shardGraph } from '../../src/passes/sharding/index.js';
 import { lowerPlan } from '../../src/passes/sharding/lower.js';
@@ -21,25 +18,20 @@ import { DeviceMesh } from '../../src/passes/sharding/mesh.js';
 import type { ShardPlan } from '../../src/passes/sharding/plan.js';
 import { printPlan } from '../../src/passes/sharding/print-plan.js';
 import { createCoreShardingRules } from '../../src/passes/sharding/rules/index.js';
-import { runGraph } from '../../src/targets/cpu/interpreter.js';
-import { runSpmd } from '../../src/targets/cpu/spmd.js';
-import { compareTensors } from '../../src/verify/compare.js';
-import { randomInputs } from '../../src/verify/random-inputs.js';
 import { GPT_TINY as GPT_TINY_FILE, cli } from '../bundle/cli-helper.js';
 import { GraphBuilder } from '../passes/graph-builder.js';
+import { userErrorMessage } from '../helpers/ops.js';
+import { type TransformerKind, TRANSFORMER_BASE, expectSpmdMatchesUnsharded, loadTransformer } from '../helpers/transformers.js';
 import { expectGolden } from '../passes/golden.js';
 
 const registry = createCoreRegistry();
 const rules = createCoreShardingRules();
-type Kind = 'gpt' | 'bert' | 'llama';
-const MAKE = { gpt: gptModel, bert: bertModel, llama: llamaModel };
-const BASE = { gpt: GPT_TINY, bert: BERT_TINY, llama: LLAMA_TINY };
+type Kind = TransformerKind;
+const BASE = TRANSFORMER_BASE;
 const DIMS = { batch: 2, sequence: 5 };
 const KINDS: Kind[] = ['gpt', 'bert', 'llama'];
 
-function load(kind: Kind, cfg: Partial<TransformerConfig> = {}): Graph {
-  return importModel(MAKE[kind]({ ...BASE[kind], ...cfg }).encode(), { file: `${kind}.onnx` }).graph;
-}
+const load = loadTransformer;
 
 function shard(kind: Kind, mesh: string, strategy: string, dims: Record<string, number> = DIMS, cfg: Partial<TransformerConfig> = {}): ShardPlan {
   return shardGraph(load(kind, cfg), DeviceMesh.parse(mesh), { strategy, registry, rules, bindings: dims });
@@ -56,13 +48,7 @@ const communicating = (plan: ShardPlan): string[] => plan.collectives.filter((c)
  * different summation order; the sequence split itself changes no arithmetic).
  */
 function expectMatchesUnsharded(kind: Kind, plan: ShardPlan, dims: Record<string, number>, cfg: Partial<TransformerConfig> = {}): void {
-  const ref = load(kind, cfg);
-  const feeds = randomInputs(ref, { seed: 7, dims });
-  defaultPipeline({ registry, bindings: dims }).run(ref);
-  const want = runGraph(ref, feeds, { registry });
-  const got = runSpmd(lowerPlan(plan, { registry, rules }), plan.mesh, feeds, { registry, plan });
-  expect(want.size).toBeGreaterThan(0);
-  for (const [k, t] of want) expect(`${k}: ${compareTensors(got.outputs.get(k)!, t, { rtol: 1e-5, atol: 1e-5 }).message}`).toBe(`${k}: `);
+  expectSpmdMatchesUnsharded(load(kind, cfg), plan, lowerPlan(plan, { registry, rules }), { registry, seed: 7, dims, atol: 1e-5 });
 }
 
 /** The activation input and output of every norm (pattern match) of a sharded plan's graph. */
@@ -201,15 +187,7 @@ describe('sequence: shardc verify', () => {
 });
 
 describe('sequence: bad input', () => {
-  const err = (f: () => unknown): string => {
-    try {
-      f();
-    } catch (e) {
-      expect(e).toBeInstanceOf(UserError);
-      return (e as Error).message;
-    }
-    throw new Error('no error');
-  };
+  const err = userErrorMessage;
 
   test('it owns tp: combined with megatron on the same axis', () => {
     expect(err(() => shard('gpt', 'tp=2', 'sequence+megatron'))).toBe('strategies sequence and megatron both want mesh axis tp');

@@ -6,34 +6,24 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { GPT_TINY, BERT_TINY, LLAMA_TINY, type TransformerConfig, bertModel, gptModel, llamaModel } from '../../examples/models/transformers.js';
-import { UserError } from '../../src/ir/errors.js';
-import type { Graph } from '../../src/ir/graph.js';
+import { GPT_TINY, BERT_TINY, LLAMA_TINY, type TransformerConfig } from '../../examples/models/transformers.js';
 import { formatPlacement } from '../../src/ir/layout.js';
 import { createCoreRegistry } from '../../src/ir/ops/index.js';
-import { importModel } from '../../src/onnx/import.js';
-import { defaultPipeline } from '../../src/passes/manager.js';
 import { shardGraph } from '../../src/passes/sharding/index.js';
 import { lowerPlan } from '../../src/passes/sharding/lower.js';
 import { DeviceMesh } from '../../src/passes/sharding/mesh.js';
 import type { ShardPlan } from '../../src/passes/sharding/plan.js';
 import { createCoreShardingRules } from '../../src/passes/sharding/rules/index.js';
-import { runGraph } from '../../src/targets/cpu/interpreter.js';
-import { runSpmd } from '../../src/targets/cpu/spmd.js';
-import { compareTensors } from '../../src/verify/compare.js';
-import { randomInputs } from '../../src/verify/random-inputs.js';
 import { GraphBuilder } from '../passes/graph-builder.js';
+import { userErrorMessage } from '../helpers/ops.js';
+import { type TransformerKind, expectSpmdMatchesUnsharded, loadTransformer } from '../helpers/transformers.js';
 
 const registry = createCoreRegistry();
 const rules = createCoreShardingRules();
 const DIMS = { batch: 2, sequence: 5 };
-type Kind = 'gpt' | 'bert' | 'llama';
-const MAKE = { gpt: gptModel, bert: bertModel, llama: llamaModel };
-const BASE = { gpt: GPT_TINY, bert: BERT_TINY, llama: LLAMA_TINY };
+type Kind = TransformerKind;
 
-function load(kind: Kind, cfg: Partial<TransformerConfig> = {}): Graph {
-  return importModel(MAKE[kind]({ ...BASE[kind], ...cfg }).encode(), { file: `${kind}.onnx` }).graph;
-}
+const load = loadTransformer;
 
 function shard(kind: Kind, mesh: string, strategy: string, cfg: Partial<TransformerConfig> = {}): ShardPlan {
   return shardGraph(load(kind, cfg), DeviceMesh.parse(mesh), { strategy, registry, rules, bindings: DIMS });
@@ -51,12 +41,7 @@ const weightLayout = (plan: ShardPlan, name: string, axis = 'tp'): string =>
  * partial sums (a different summation order), so logits of magnitude ~0.05 may differ by ~2e-6.
  */
 function expectMatchesUnsharded(kind: Kind, plan: ShardPlan, cfg: Partial<TransformerConfig> = {}, atol = 1e-6): void {
-  const ref = load(kind, cfg);
-  const feeds = randomInputs(ref, { seed: 5, dims: DIMS });
-  defaultPipeline({ registry, bindings: DIMS }).run(ref);
-  const want = runGraph(ref, feeds, { registry });
-  const got = runSpmd(lowerPlan(plan, { registry, rules }), plan.mesh, feeds, { registry, plan });
-  for (const [k, t] of want) expect(`${k}: ${compareTensors(got.outputs.get(k)!, t, { rtol: 1e-5, atol }).message}`).toBe(`${k}: `);
+  expectSpmdMatchesUnsharded(load(kind, cfg), plan, lowerPlan(plan, { registry, rules }), { registry, seed: 5, dims: DIMS, atol });
 }
 
 describe('megatron', () => {
@@ -179,15 +164,7 @@ describe('data and combinations', () => {
 });
 
 describe('user errors', () => {
-  const err = (f: () => unknown): string => {
-    try {
-      f();
-    } catch (e) {
-      expect(e).toBeInstanceOf(UserError);
-      return (e as Error).message;
-    }
-    throw new Error('no error');
-  };
+  const err = userErrorMessage;
 
   test('strategies and meshes that do not fit', () => {
     expect(err(() => shard('gpt', 'x=2,tp=2', 'megatron'))).toMatch(/mesh axis x has no strategy/);

@@ -6,7 +6,6 @@
  * every plan run on the simulated devices against the unsharded CPU run.
  */
 import { GPT_TINY, type TransformerConfig, gptModel } from '../../examples/models/transformers.js';
-import { UserError } from '../../src/ir/errors.js';
 import type { Graph } from '../../src/ir/graph.js';
 import { formatPlacement } from '../../src/ir/layout.js';
 import { createCoreRegistry } from '../../src/ir/ops/index.js';
@@ -26,6 +25,7 @@ import { runSpmd } from '../../src/targets/cpu/spmd.js';
 import { compareTensors } from '../../src/verify/compare.js';
 import { randomInputs } from '../../src/verify/random-inputs.js';
 import { GPT_TINY as GPT_TINY_FILE, cli } from '../bundle/cli-helper.js';
+import { expectUserError } from '../helpers/ops.js';
 import { expectGolden } from '../passes/golden.js';
 
 const registry = createCoreRegistry();
@@ -305,17 +305,6 @@ describe('summa2d on GPT', () => {
 });
 
 describe('summa2d: bad input', () => {
-  const expectUserError = (f: () => unknown, pattern: RegExp): void => {
-    let err: unknown;
-    try {
-      f();
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(UserError);
-    expect((err as Error).message).toMatch(pattern);
-  };
-
   test('a mesh without tpr and tpc', () => {
     for (const mesh of ['tp=4', 'tpr=2', 'tpc=2', 'tpr=2,tp=2'])
       expectUserError(() => shard(smallMlp(), mesh, { batch: 4 }), /summa2d needs a 2-D mesh with axes tpr .* and tpc/);

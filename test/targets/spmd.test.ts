@@ -29,6 +29,7 @@ import {
   registry,
   rnd,
 } from '../sharding/lowering-fixtures.js';
+import { userErrorMessage } from '../helpers/ops.js';
 
 const rules = new ShardingRuleRegistry();
 const f32 = (shape: number[], xs: number[]): Tensor => Tensor.from('float32', shape, xs);
@@ -175,15 +176,7 @@ describe('failures name the device and the collective', () => {
     return { p, mesh, programs: lowerPlan(p, { registry, rules }), feeds: new Map([['x', rnd([2, 4], 1)]]) };
   }
 
-  const message = (f: () => unknown): string => {
-    try {
-      f();
-    } catch (e) {
-      expect(e).toBeInstanceOf(UserError);
-      return (e as Error).message;
-    }
-    throw new Error('expected a failure');
-  };
+  const message = userErrorMessage;
 
   test('a device that never reaches the collective', () => {
     const { p, mesh, programs, feeds } = setup();

@@ -3,10 +3,26 @@
  * (indexing-gather.ts, with the masked vocabulary-parallel lookup) and the ops below, which shard
  * on the dims their indexing does not involve (batch-like dims) and pass P(sum) where linear.
  */
-import type { Candidate, ShardingRule } from '../rule.js';
+import type { Candidate, RuleContext, ShardingRule } from '../rule.js';
 import { gatherRules } from './indexing-gather.js';
 import { MASKED_GATHER_ELEMENTS, localizeMaskedGatherElements } from './masked-gather-elements.js';
 import { P, R, S, axisIn, constInts, passDims, shapeOf, shardable } from './shape-dims.js';
+
+/** Data and indices shapes of the *Elements ops (equal ranks required), with the normalized `axis`. */
+function elementsShapes(ctx: RuleContext): { data: number[]; ind: number[]; a: number | undefined } | undefined {
+  const data = shapeOf(ctx, 0);
+  const ind = shapeOf(ctx, 1);
+  if (!data || !ind || data.length !== ind.length) return undefined;
+  return { data, ind, a: axisIn(ctx.attrs.int('axis', 0), data.length) };
+}
+
+/** Data and indices shapes of the *ND ops, with the indices' rank q and last dim k. */
+function ndShapes(ctx: RuleContext): { data: number[]; ind: number[]; q: number; k: number } | undefined {
+  const data = shapeOf(ctx, 0);
+  const ind = shapeOf(ctx, 1);
+  if (!data || !ind || !ind.length) return undefined;
+  return { data, ind, q: ind.length, k: ind[ind.length - 1]! };
+}
 
 /**
  * GatherElements (out = indices' shape): a non-axis dim shards when data and indices have the same
@@ -17,10 +33,9 @@ import { P, R, S, axisIn, constInts, passDims, shapeOf, shardable } from './shap
 const gatherElements: ShardingRule = {
   op: 'GatherElements',
   candidates(ctx) {
-    const data = shapeOf(ctx, 0);
-    const ind = shapeOf(ctx, 1);
-    if (!data || !ind || data.length !== ind.length) return [];
-    const a = axisIn(ctx.attrs.int('axis', 0), data.length);
+    const s = elementsShapes(ctx);
+    if (!s) return [];
+    const { data, ind, a } = s;
     const out: Candidate[] = [];
     for (let d = 0; d < data.length; d++) {
       if (!shardable(ind[d]!, ctx.axisSize)) continue;
@@ -37,23 +52,26 @@ const gatherElements: ShardingRule = {
   },
 };
 
-/** Scatter reductions under which the result is linear in (data, updates) together. */
-const linearScatter = (reduction: string): boolean => reduction === 'none' || reduction === 'add';
+/**
+ * The linear candidate of a scatter, [P, R, P] -> [P]: under reduction none or add the result is
+ * linear in (data, updates) together (numeric data only).
+ */
+function linearScatter(ctx: RuleContext): Candidate[] {
+  const reduction = ctx.attrs.string('reduction', 'none');
+  return (reduction === 'none' || reduction === 'add') && ctx.inputs[0]!.dtype !== 'string' ? [{ inputs: [P, R, P], outputs: [P] }] : [];
+}
 
 /** ScatterElements: non-axis dims where data and indices (and updates) agree shard together. */
 const scatterElements: ShardingRule = {
   op: 'ScatterElements',
   candidates(ctx) {
-    const data = shapeOf(ctx, 0);
-    const ind = shapeOf(ctx, 1);
-    if (!data || !ind || data.length !== ind.length) return [];
-    const a = axisIn(ctx.attrs.int('axis', 0), data.length);
+    const s = elementsShapes(ctx);
+    if (!s) return [];
+    const { data, ind, a } = s;
     const out: Candidate[] = [];
     for (let d = 0; d < data.length; d++)
       if (d !== a && data[d] === ind[d] && shardable(data[d]!, ctx.axisSize)) out.push({ inputs: [S(d), S(d), S(d)], outputs: [S(d)] });
-    if (linearScatter(ctx.attrs.string('reduction', 'none')) && ctx.inputs[0]!.dtype !== 'string')
-      out.push({ inputs: [P, R, P], outputs: [P] });
-    return out;
+    return [...out, ...linearScatter(ctx)];
   },
 };
 
@@ -65,12 +83,10 @@ const scatterElements: ShardingRule = {
 const gatherND: ShardingRule = {
   op: 'GatherND',
   candidates(ctx) {
-    const data = shapeOf(ctx, 0);
-    const ind = shapeOf(ctx, 1);
-    if (!data || !ind || !ind.length) return [];
+    const s = ndShapes(ctx);
+    if (!s) return [];
+    const { data, ind, q, k } = s;
     const b = ctx.attrs.int('batch_dims', 0);
-    const q = ind.length;
-    const k = ind[q - 1]!;
     const out: Candidate[] = [];
     for (let i = 0; i < b; i++) if (shardable(data[i]!, ctx.axisSize)) out.push({ inputs: [S(i), S(i)], outputs: [S(i)] });
     for (let j = b; j < q - 1; j++) if (shardable(ind[j]!, ctx.axisSize)) out.push({ inputs: [R, S(j)], outputs: [S(j)] });
@@ -85,17 +101,13 @@ const gatherND: ShardingRule = {
 const scatterND: ShardingRule = {
   op: 'ScatterND',
   candidates(ctx) {
-    const data = shapeOf(ctx, 0);
-    const ind = shapeOf(ctx, 1);
-    if (!data || !ind || !ind.length) return [];
-    const q = ind.length;
-    const k = ind[q - 1]!;
+    const s = ndShapes(ctx);
+    if (!s) return [];
+    const { data, q, k } = s;
     const out: Candidate[] = [];
     for (let d = k; d < data.length; d++)
       if (shardable(data[d]!, ctx.axisSize)) out.push({ inputs: [S(d), R, S(q - 1 + d - k)], outputs: [S(d)] });
-    if (linearScatter(ctx.attrs.string('reduction', 'none')) && ctx.inputs[0]!.dtype !== 'string')
-      out.push({ inputs: [P, R, P], outputs: [P] });
-    return out;
+    return [...out, ...linearScatter(ctx)];
   },
 };
 
@@ -107,24 +119,18 @@ const oneHot: ShardingRule = {
     if (!ind) return [];
     const a = axisIn(ctx.attrs.int('axis', -1), ind.length + 1);
     if (a === undefined) return [];
-    return passDims(
-      ctx,
-      ind.map((_, i) => (i < a ? i : i + 1)),
-      false,
-    );
+    const outDims = ind.map((_, i) => (i < a ? i : i + 1));
+    return passDims(ctx, outDims, false);
   },
 };
 
 /** Dims other than the op's axis shard straight through (axis from an attribute or a constant input). */
-function otherDims(ctx: Parameters<ShardingRule['candidates']>[0], axis: number | undefined, linear: boolean): Candidate[] {
+function otherDims(ctx: RuleContext, axis: number | undefined, linear: boolean): Candidate[] {
   const x = shapeOf(ctx, 0);
   if (!x || axis === undefined) return [];
   const a = axisIn(axis, x.length);
-  return passDims(
-    ctx,
-    x.map((_, d) => (d === a ? undefined : d)),
-    linear,
-  );
+  const outDims = x.map((_, d) => (d === a ? undefined : d));
+  return passDims(ctx, outDims, linear);
 }
 
 /** TopK: values and indices shard on the non-axis dims. Not linear. */
@@ -139,11 +145,8 @@ const trilu: ShardingRule = {
   candidates(ctx) {
     const x = shapeOf(ctx, 0);
     if (!x || x.length < 2) return [];
-    return passDims(
-      ctx,
-      x.map((_, d) => (d < x.length - 2 ? d : undefined)),
-      true,
-    );
+    const outDims = x.map((_, d) => (d < x.length - 2 ? d : undefined));
+    return passDims(ctx, outDims, true);
   },
 };
 

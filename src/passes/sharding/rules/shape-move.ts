@@ -3,6 +3,7 @@
  * DepthToSpace, SpaceToDepth. A dim the op does not touch shards straight through; all of these
  * are linear in their data input(s), so P(sum) passes through (Pad only when it pads with 0).
  */
+import { clampSlice } from '../../../ir/ops/shape-move.js';
 import type { Candidate, RuleContext, ShardingRule } from '../rule.js';
 import { P, S, axisIn, constInts, passDim, passDims, passPartial, shapeOf, shardable } from './shape-dims.js';
 
@@ -49,20 +50,6 @@ const split: ShardingRule = {
   },
 };
 
-/** Clamped [start, length] of a static slice (ONNX rules), as in the op. */
-function sliceRange(dim: number, start: number, end: number, step: number): [number, number] {
-  if (start < 0) start += dim;
-  if (end < 0) end += dim;
-  if (step > 0) {
-    start = Math.min(Math.max(start, 0), dim);
-    end = Math.min(Math.max(end, 0), dim);
-    return [start, Math.max(0, Math.ceil((end - start) / step))];
-  }
-  start = Math.min(Math.max(start, 0), dim - 1);
-  end = Math.min(Math.max(end, -1), dim - 1);
-  return [start, Math.max(0, Math.ceil((start - end) / -step))];
-}
-
 /**
  * Slice: dims the slice does not touch (not listed, or listed with the full range and step 1)
  * shard through. On a device, a full-range entry still selects everything: starts clamp to 0 and
@@ -81,7 +68,7 @@ const slice: ShardingRule = {
     starts.forEach((s, i) => {
       const a = axisIn(axes ? axes[i]! : i, x.length) ?? -1;
       const step = steps ? steps[i]! : 1;
-      const [start, len] = a >= 0 ? sliceRange(x[a]!, s, ends[i]!, step) : [0, 0];
+      const [start, len] = a >= 0 ? clampSlice(x[a]!, s, ends[i]!, step) : [0, 0];
       // Full range with step 1: start clamps to 0 and end is >= the size, on every device too.
       if (a < 0 || step !== 1 || start !== 0 || len !== x[a]) touched.add(a);
     });
