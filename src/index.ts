@@ -34,3 +34,19 @@ export { runConformance, runNodeTest, type ConformanceReport, type TestResult } 
 export { compareTensors, type Tolerance } from './verify/compare.js';
 export { randomInputs } from './verify/random-inputs.js';
 export { summarizeModel, type ModelSummary } from './verify/model-summary.js';
+// Sharding
+export { DeviceMesh, DEFAULT_LINK, type MeshAxis, type AxisLink } from './passes/sharding/mesh.js';
+export { splitDim, localShape, localRanges, shardTensor, assembleTensor } from './passes/sharding/shards.js';
+export { ShardingRuleRegistry, type ShardingRule, type Candidate, type RuleContext, type LocalizeContext } from './passes/sharding/rule.js';
+export { createCoreShardingRules } from './passes/sharding/rules/index.js';
+export { shardGraph, printPlan, type ShardOptions } from './passes/sharding/index.js';
+export type { ShardPlan, CollectiveRecord, CollectiveKind } from './passes/sharding/plan.js';
+export { PRESETS, type Preset, type StrategyContext } from './passes/sharding/strategies/index.js';
+export { lowerPlan, type DeviceProgram } from './passes/sharding/lower.js';
+export { runSpmd, type SpmdOptions, type SpmdResult } from './targets/cpu/spmd.js';
+export { exportModel } from './onnx/export.js';
+// Bundles
+export { partitionModel, type PartitionOptions, type PartitionResult } from './bundle/partition.js';
+export { readBundle, loadBundlePrograms } from './bundle/read.js';
+export { explainBundle, formatExplanation } from './bundle/explain.js';
+export { verifySharded, type ShardedVerifyOptions, type ShardedVerifyReport } from './verify/sharded.js';

@@ -53,9 +53,10 @@ export function parseLayout(s: string): Layout {
   const out = new Map<string, Placement>();
   if (!body) return out;
   for (const part of body.split(',')) {
-    const [axis, p] = part.split(':');
-    if (axis === undefined || p === undefined) throw new Error(`not a layout: ${JSON.stringify(s)}`);
-    out.set(axis.trim(), parsePlacement(p));
+    // `tp: S(2:8)`: the axis ends at the first colon; a shard unit has its own.
+    const colon = part.indexOf(':');
+    if (colon < 0) throw new Error(`not a layout: ${JSON.stringify(s)}`);
+    out.set(part.slice(0, colon).trim(), parsePlacement(part.slice(colon + 1)));
   }
   return out;
 }
