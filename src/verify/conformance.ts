@@ -16,6 +16,10 @@ import { runGraph } from '../targets/cpu/interpreter.js';
 import { ONNX_TEST_TOLERANCE, type Tolerance, compareTensors } from './compare.js';
 import { bfloat16FromBits, feedsFromFiles, numberedTensorFiles, testDataSets } from './feeds.js';
 import { modelOps, nonTensorValues } from './model-ops.js';
+import { type LoweringTable, createLoweringTable, unloweredOps } from '../codegen/lower/index.js';
+import { runGraphOnBackend } from '../codegen/run-graph.js';
+import { WebGPUBackend } from '../targets/webgpu/backend.js';
+import { acquireDevice } from '../targets/webgpu/device.js';
 
 export type TestStatus = 'pass' | 'fail' | 'unsupported';
 
@@ -39,7 +43,11 @@ export interface ConformanceOptions {
   tolerance?: Tolerance;
   /** Called after each test (progress). */
   onResult?: (r: TestResult) => void;
+  /** Where the tests run: the reference CPU runtime (default) or WGSL kernels on a WebGPU device. */
+  target?: ConformanceTarget;
 }
+
+export type ConformanceTarget = 'cpu' | 'wgsl';
 
 /** Test directories under `root` (those holding a model.onnx), sorted by name. */
 export function listNodeTests(root: string): string[] {
@@ -111,8 +119,12 @@ export function compareOutputs(
 
 const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').trim();
 
-/** Runs every backend test under `root`, sorted by name. */
-export function runConformance(root: string, opts: ConformanceOptions): ConformanceReport {
+/** Runs every backend test under `root`, sorted by name (`target: 'wgsl'` runs asynchronously). */
+export function runConformance(root: string, opts: ConformanceOptions & { target: 'wgsl' }): Promise<ConformanceReport>;
+export function runConformance(root: string, opts: ConformanceOptions & { target?: 'cpu' }): ConformanceReport;
+export function runConformance(root: string, opts: ConformanceOptions): ConformanceReport | Promise<ConformanceReport>;
+export function runConformance(root: string, opts: ConformanceOptions): ConformanceReport | Promise<ConformanceReport> {
+  if (opts.target === 'wgsl') return runConformanceKernels(root, opts);
   const tests: TestResult[] = [];
   for (const t of listNodeTests(root)) {
     if (opts.filter && !opts.filter.test(t)) continue;
@@ -121,6 +133,81 @@ export function runConformance(root: string, opts: ConformanceOptions): Conforma
     opts.onResult?.(r);
   }
   return summarize(tests);
+}
+
+// ---- kernel targets (WGSL on WebGPU) -----------------------------------------------------
+
+/** Dtypes the kernel targets run (int64 narrowed to i32 on the device). */
+export const KERNEL_DTYPES: readonly string[] = ['float32', 'int32', 'int64', 'bool'];
+
+/** Runs a graph on a kernel target: (graph, feeds) → outputs. */
+export type KernelGraphRunner = (graph: Graph, feeds: ReadonlyMap<string, Tensor>) => Promise<Map<string, Tensor>>;
+
+/**
+ * One backend test on a kernel target. `unsupported` when an op lacks a lowering row, a value's
+ * dtype is not float32/int32/int64/bool, or a lowering declines the node (`unsupported op ...`).
+ */
+export async function runNodeTestKernels(
+  dir: string,
+  registry: OpRegistry,
+  run: KernelGraphRunner,
+  table: LoweringTable,
+  tolerance: Tolerance = ONNX_TEST_TOLERANCE,
+): Promise<TestResult> {
+  const name = basename(dir);
+  const modelPath = join(dir, 'model.onnx');
+  try {
+    const missing = modelOps(modelPath)
+      .filter((o) => !registry.has(o.op, o.domain) || !table.get(o.op, o.domain))
+      .map((o) => (o.domain ? `${o.domain}.${o.op}` : o.op));
+    if (missing.length) return { name, status: 'unsupported', message: `unsupported ops on wgsl: ${missing.join(', ')}` };
+    const nonTensor = nonTensorValues(modelPath);
+    if (nonTensor.length) return { name, status: 'unsupported', message: `unsupported value types (dense tensors only): ${nonTensor.join(', ')}` };
+    const model = loadModel(modelPath);
+    const g = model.graph;
+    const values = [...g.inputs, ...g.outputs, ...g.initializers, ...g.nodes.flatMap((n) => n.outputs)];
+    const badTypes = [...new Set(values.map((v) => v.dtype).filter((d): d is NonNullable<typeof d> => d !== undefined && !KERNEL_DTYPES.includes(d)))];
+    if (badTypes.length) return { name, status: 'unsupported', message: `unsupported dtypes on wgsl: ${badTypes.join(', ')}` };
+    const unlowered = unloweredOps(g, table);
+    if (unlowered.length) return { name, status: 'unsupported', message: `unsupported ops on wgsl: ${unlowered.join(', ')}` };
+    const sets = testDataSets(dir);
+    if (sets.length === 0) return { name, status: 'fail', message: 'no test_data_set_N directory' };
+    for (const set of sets) {
+      const inputs = numberedTensorFiles(set, 'input').map((f) => readTensorFile(f));
+      const expected = numberedTensorFiles(set, 'output').map((f) => readTensorFile(f));
+      const types = [...inputs, ...expected].map((t) => t.tensor.dtype).filter((d) => !KERNEL_DTYPES.includes(d));
+      if (types.length) return { name, status: 'unsupported', message: `unsupported dtypes on wgsl: ${[...new Set(types)].join(', ')}` };
+      const outputs = await run(g, feedsFromFiles(g, inputs, set));
+      const mismatch = compareOutputs(g, outputs, expected, tolerance);
+      if (mismatch) return { name, status: 'fail', message: `${basename(set)}: ${mismatch}` };
+    }
+    return { name, status: 'pass', message: '' };
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (e instanceof UserError && UNSUPPORTED_ERROR.test(msg)) return { name, status: 'unsupported', message: oneLine(msg) };
+    const kind = e instanceof UserError ? '' : `${e instanceof Error ? e.name : 'error'}: `;
+    return { name, status: 'fail', message: oneLine(kind + msg).slice(0, 2000) };
+  }
+}
+
+/** Every backend test on one WebGPU device (acquired here, destroyed at the end). */
+async function runConformanceKernels(root: string, opts: ConformanceOptions): Promise<ConformanceReport> {
+  const names = listNodeTests(root).filter((t) => !opts.filter || opts.filter.test(t));
+  const table = createLoweringTable();
+  const gpu = await acquireDevice();
+  try {
+    const backend = new WebGPUBackend(gpu.device, gpu.description);
+    const run: KernelGraphRunner = (graph, feeds) => runGraphOnBackend(graph, feeds, backend, { registry: opts.registry, table });
+    const tests: TestResult[] = [];
+    for (const t of names) {
+      const r = await runNodeTestKernels(join(root, t), opts.registry, run, table, opts.tolerance);
+      tests.push(r);
+      opts.onResult?.(r);
+    }
+    return summarize(tests);
+  } finally {
+    gpu.destroy();
+  }
 }
 
 export function summarize(tests: TestResult[]): ConformanceReport {

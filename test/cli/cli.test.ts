@@ -37,7 +37,7 @@ describe('shardc conformance', () => {
 
   it('rejects a directory that does not exist and targets not implemented yet', () => {
     expectUserError(shardc('conformance', join(tmp, 'nope')), /not a directory of ONNX backend tests/);
-    expectUserError(shardc('conformance', NODE_TESTS, '--target', 'wgsl'), /target wgsl is not implemented yet/);
+    expectUserError(shardc('conformance', NODE_TESTS, '--target', 'cuda'), /target cuda is not implemented yet/);
     expectUserError(shardc('conformance', NODE_TESTS, '--target', 'tpu'), /unknown target "tpu"/);
   });
 });

@@ -1,6 +1,6 @@
 /**
- * `shardc conformance <dir> [--target cpu] [--filter REGEX] [--json]`: the ONNX backend node tests
- * on the CPU runtime. With --json, stdout holds exactly
+ * `shardc conformance <dir> [--target cpu|wgsl] [--filter REGEX] [--json]`: the ONNX backend node
+ * tests on the CPU runtime, or as WGSL kernels on a WebGPU device. With --json, stdout holds exactly
  * `{"tests":[{"name","status","message"}],"passed","failed","unsupported"}`.
  * Failing tests do not change the exit code (the report is the result).
  */
@@ -20,11 +20,11 @@ export function conformanceCommand(ctx: CliContext, _state: CommandState): Comma
   return new Command('conformance')
     .description('run the ONNX backend node tests: pass / fail / unsupported per test, and the totals')
     .argument('<dir>', 'directory of ONNX backend tests (<test>/model.onnx, test_data_set_N/)')
-    .option('--target <target>', 'cpu (wgsl and cuda come later)', 'cpu')
+    .option('--target <target>', 'cpu or wgsl (cuda comes later)', 'cpu')
     .option('--filter <regex>', 'only tests whose name matches')
     .option('--json', 'print one JSON document')
-    .action((dir: string, opts: ConformanceCliOptions) => {
-      requireCpuTarget(opts.target);
+    .action(async (dir: string, opts: ConformanceCliOptions) => {
+      const target = opts.target === 'wgsl' ? 'wgsl' : requireCpuTarget(opts.target);
       let filter: RegExp | undefined;
       if (opts.filter !== undefined) {
         try {
@@ -33,7 +33,8 @@ export function conformanceCommand(ctx: CliContext, _state: CommandState): Comma
           throw new UserError(`--filter is not a valid regular expression: ${(e as Error).message}`);
         }
       }
-      const report = runConformance(dir, {
+      const report = await runConformance(dir, {
+        target,
         registry: createCoreRegistry(),
         filter,
         onResult: opts.json ? undefined : (r) => println(ctx.stdout, `${r.status} ${r.name}${r.message ? `: ${r.message}` : ''}`),

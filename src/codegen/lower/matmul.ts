@@ -1,0 +1,112 @@
+/**
+ * Lowering rows of the matmul family: MatMul (batched, broadcast batch dims, 1-D operands) and
+ * Gemm (transposed operands, alpha/beta, broadcast C) on the tiled matmul template. Operand
+ * loads are index expressions, so a transposed or broadcast operand is never copied.
+ */
+import { numel } from '../../ir/shape.js';
+import { type Expr, add, cast, div, f32, i32, mul, rem, variable } from '../expr.js';
+import { Params, broadcastStrides, loadTyped, madd } from '../index-map.js';
+import type { MatmulBody } from '../kernel.js';
+import { type LowerContext, type LowerRow, kernels, launch, need, unsupported } from './index.js';
+
+export const MATMUL_TILE = 16;
+
+/** Offset of batch `b` (flat over `batchShape`) into an operand whose batch dims are `opBatch` (broadcast). */
+function batchOffset(p: Params, name: string, b: Expr, batchShape: number[], opBatch: number[], matrixSize: number): Expr {
+  const strides = broadcastStrides(opBatch, batchShape.length).map((s) => s * matrixSize);
+  let acc: Expr | undefined;
+  let inner = 1;
+  for (let d = batchShape.length - 1; d >= 0; d--) {
+    const dim = batchShape[d]!;
+    if (strides[d] !== 0 && dim !== 1) {
+      let coord: Expr = inner === 1 ? b : div(b, p.int(`${name}_bst${d}`, inner));
+      if (d > 0) coord = rem(coord, p.int(`${name}_bdim${d}`, dim));
+      acc = madd(acc, coord, p.int(`${name}_bs${d}`, strides[d]!));
+    }
+    inner *= dim;
+  }
+  return acc ?? i32(0);
+}
+
+const f32Of = (e: Expr): Expr => cast(e, 'f32');
+
+function lowerMatMul(ctx: LowerContext) {
+  const a = need(ctx, 0);
+  const bIn = need(ctx, 1);
+  if (a.dtype !== 'float32' || bIn.dtype !== 'float32') throw unsupported(ctx, `dtype ${a.dtype}`);
+  const aShape = a.shape.length === 1 ? [1, a.shape[0]!] : a.shape;
+  const bShape = bIn.shape.length === 1 ? [bIn.shape[0]!, 1] : bIn.shape;
+  const [M, K] = aShape.slice(-2) as [number, number];
+  const N = bShape[bShape.length - 1]!;
+  const aBatch = aShape.slice(0, -2);
+  const bBatch = bShape.slice(0, -2);
+  const rank = Math.max(aBatch.length, bBatch.length);
+  const batchShape = Array.from({ length: rank }, (_, d) => {
+    const x = aBatch[d - (rank - aBatch.length)] ?? 1;
+    const y = bBatch[d - (rank - bBatch.length)] ?? 1;
+    return Math.max(x, y);
+  });
+  const p = new Params();
+  const [vb, vm, vn, vk] = ['b', 'm', 'n', 'k'].map((v) => variable(v));
+  const Mp = p.int('M', M), Np = p.int('N', N), Kp = p.int('K', K);
+  const aOff = add(batchOffset(p, 'a', vb!, batchShape, aBatch, M * K), add(mul(vm!, Kp), vk!));
+  const bOff = add(batchOffset(p, 'b', vb!, batchShape, bBatch, K * N), add(mul(vk!, Np), vn!));
+  const body: MatmulBody = {
+    kind: 'matmul',
+    tile: MATMUL_TILE,
+    batch: p.int('batch', numel(batchShape)),
+    m: Mp,
+    n: Np,
+    k: Kp,
+    a: f32Of(loadTyped('x0', a.dtype, aOff)),
+    b: f32Of(loadTyped('x1', bIn.dtype, bOff)),
+    out: { buf: 'y0', index: add(mul(vb!, mul(Mp, Np)), add(mul(vm!, Np), vn!)), value: variable('acc', 'f32') },
+  };
+  return kernels(launch(ctx, body, p));
+}
+
+function lowerGemm(ctx: LowerContext) {
+  const a = need(ctx, 0);
+  const bIn = need(ctx, 1);
+  if (a.dtype !== 'float32') throw unsupported(ctx, `dtype ${a.dtype}`);
+  const transA = ctx.attrs.int('transA', 0) !== 0;
+  const transB = ctx.attrs.int('transB', 0) !== 0;
+  const alpha = ctx.attrs.float('alpha', 1);
+  const beta = ctx.attrs.float('beta', 1);
+  const [M, K] = transA ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
+  const N = transB ? bIn.shape[0]! : bIn.shape[1]!;
+  const p = new Params();
+  const [vm, vn, vk] = ['m', 'n', 'k'].map((v) => variable(v));
+  const Mp = p.int('M', M), Np = p.int('N', N), Kp = p.int('K', K);
+  const aOff = transA ? add(mul(vk!, Mp), vm!) : add(mul(vm!, Kp), vk!);
+  const bOff = transB ? add(mul(vn!, Kp), vk!) : add(mul(vk!, Np), vn!);
+  let value: Expr = variable('acc', 'f32');
+  if (alpha !== 1) value = mul(f32(alpha), value);
+  const c = ctx.inputs[2];
+  if (c && beta !== 0) {
+    const [s0, s1] = broadcastStrides(c.shape, 2);
+    let off: Expr | undefined;
+    if (s0) off = madd(off, vm!, p.int('c_s0', s0));
+    if (s1) off = madd(off, vn!, p.int('c_s1', s1));
+    let cv = loadTyped('x2', c.dtype, off ?? i32(0));
+    if (beta !== 1) cv = mul(f32(beta), cv);
+    value = add(value, cv);
+  }
+  const body: MatmulBody = {
+    kind: 'matmul',
+    tile: MATMUL_TILE,
+    batch: i32(1),
+    m: Mp,
+    n: Np,
+    k: Kp,
+    a: loadTyped('x0', a.dtype, aOff),
+    b: loadTyped('x1', bIn.dtype, bOff),
+    out: { buf: 'y0', index: add(mul(vm!, Np), vn!), value },
+  };
+  return kernels(launch(ctx, body, p));
+}
+
+export const matmulLowerings: LowerRow[] = [
+  { op: 'MatMul', family: 'matmul', lower: lowerMatMul },
+  { op: 'Gemm', family: 'matmul', lower: lowerGemm },
+];
