@@ -20,7 +20,9 @@ import { type AtomicWriteOptions, checkWritableTarget } from './atomic-dir.js';
 import { sha256Hex } from './canonical.js';
 import { checkMeshFits } from './fit.js';
 import { resolveStrategy, type StrategyChoice } from './strategy.js';
-import { isBundleDir, writeBundle } from './write.js';
+import { type BundleTarget, isBundleDir, writeBundle } from './write.js';
+import { utf8 } from './canonical.js';
+import { DEVICE_KERNELS_FILE, deviceKernelsWgsl } from './wgsl.js';
 
 export interface ShardedModel {
   plan: ShardPlan;
@@ -65,7 +67,7 @@ export function shardModelFile(modelPath: string, opts: ShardOptions): ShardedMo
 export interface PartitionOptions {
   mesh: string;
   strategy: string;
-  target: 'cpu';
+  target: BundleTarget;
   bindings?: Record<string, number>;
   out: string;
   force?: boolean;
@@ -84,13 +86,38 @@ export interface PartitionResult {
   collectives: number;
 }
 
-export function partitionModel(modelPath: string, opts: PartitionOptions): PartitionResult {
+/**
+ * `partition` for any target: wgsl bundles also get device-<r>/kernels.wgsl (found by a dry run of
+ * each program's lowering, which is asynchronous).
+ */
+export async function partitionModelForTarget(modelPath: string, opts: PartitionOptions): Promise<PartitionResult> {
+  if (opts.target !== 'wgsl') return partitionModel(modelPath, opts);
+  const registry = opts.registry ?? createCoreRegistry();
+  return partitionModel(modelPath, { ...opts, registry }, async (programs) => {
+    const files = new Map<number, Map<string, Uint8Array>>();
+    for (const p of programs) files.set(p.device, new Map([[DEVICE_KERNELS_FILE, utf8(await deviceKernelsWgsl(p, registry))]]));
+    return files;
+  });
+}
+
+export function partitionModel(modelPath: string, opts: PartitionOptions): PartitionResult;
+export function partitionModel(
+  modelPath: string,
+  opts: PartitionOptions,
+  deviceFiles: (programs: DeviceProgram[]) => Promise<Map<number, Map<string, Uint8Array>>>,
+): Promise<PartitionResult>;
+export function partitionModel(
+  modelPath: string,
+  opts: PartitionOptions,
+  deviceFiles?: (programs: DeviceProgram[]) => Promise<Map<number, Map<string, Uint8Array>>>,
+): PartitionResult | Promise<PartitionResult> {
   const mesh = DeviceMesh.parse(opts.mesh);
   const strategy = resolveStrategy(opts.strategy);
   checkWritableTarget(opts.out, { what: 'bundle', force: opts.force, isReplaceable: isBundleDir });
   const registry = opts.registry ?? createCoreRegistry();
   const rules = opts.rules ?? createCoreShardingRules();
   const { plan, programs, modelBytes } = shardModelFile(modelPath, { mesh, strategy, bindings: opts.bindings ?? {}, registry, rules });
+  const write = (files?: Map<number, Map<string, Uint8Array>>): PartitionResult => {
   const built = writeBundle(
     opts.out,
     {
@@ -102,10 +129,13 @@ export function partitionModel(modelPath: string, opts: PartitionOptions): Parti
       strategy: strategy.recorded,
       strategySpec: strategy.spec,
       target: opts.target,
+      deviceFiles: files,
       shardcVersion: opts.shardcVersion,
       env: opts.env,
     },
     { force: opts.force, ...opts.writeHooks },
   );
   return { bundle: opts.out, manifestSha256: built.manifestSha256, devices: programs.length, collectives: plan.collectives.length };
+  };
+  return deviceFiles ? deviceFiles(programs).then(write) : write();
 }

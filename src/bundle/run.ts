@@ -6,6 +6,7 @@
 import type { OpRegistry } from '../ir/registry.js';
 import type { Tensor } from '../ir/tensor.js';
 import { runSpmd } from '../targets/cpu/spmd.js';
+import { runSpmdWebGPU } from '../targets/webgpu/spmd.js';
 import { bundleShardPlan, loadBundlePrograms, readBundle } from './read.js';
 import { UserError } from '../ir/errors.js';
 import { unsupportedOps } from '../onnx/import.js';
@@ -14,13 +15,19 @@ import type { Graph } from '../ir/graph.js';
 export interface BundleRun {
   /** The plan's global graph stand-in (inputs/outputs with layouts), e.g. to match input files. */
   globalGraph: Graph;
+  /** Target of the bundle (manifest). */
+  target: 'cpu' | 'wgsl';
+  /** Runs on the simulated multi-device CPU runtime (any target's bundle). */
   run(feeds: ReadonlyMap<string, Tensor>): { name: string; tensor: Tensor }[];
+  /** Runs on the bundle's target: WebGPU devices for a wgsl bundle, else the CPU simulator. */
+  runOnTarget(feeds: ReadonlyMap<string, Tensor>): Promise<{ name: string; tensor: Tensor }[]>;
 }
 
 /** Loads a bundle for running (checks every file's SHA-256 first). */
 export function loadBundleForRun(dir: string, registry: OpRegistry): BundleRun {
   const b = readBundle(dir);
-  if (b.manifest.target !== 'cpu') throw new UserError(`bundle is for target ${b.manifest.target}; only cpu bundles run here`, { file: dir });
+  const target = b.manifest.target;
+  if (target !== 'cpu' && target !== 'wgsl') throw new UserError(`bundle is for target ${String(target)}; only cpu and wgsl bundles run here`, { file: dir });
   const programs = loadBundlePrograms(b);
   for (const p of programs) {
     const missing = unsupportedOps(p.graph, registry);
@@ -29,8 +36,14 @@ export function loadBundleForRun(dir: string, registry: OpRegistry): BundleRun {
   const plan = bundleShardPlan(b);
   return {
     globalGraph: plan.graph,
+    target,
     run(feeds) {
       const r = runSpmd(programs, b.mesh, feeds, { registry, plan });
+      return plan.graph.outputs.map((o) => ({ name: o.name, tensor: r.outputs.get(o.name)! }));
+    },
+    async runOnTarget(feeds) {
+      if (target === 'cpu') return this.run(feeds);
+      const r = await runSpmdWebGPU(programs, b.mesh, feeds, { registry, plan });
       return plan.graph.outputs.map((o) => ({ name: o.name, tensor: r.outputs.get(o.name)! }));
     },
   };

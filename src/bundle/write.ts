@@ -31,6 +31,9 @@ export const SCHEDULE_FILE = 'schedule.json';
 export const REPORT_FILE = 'report.json';
 export const REPORT_HTML_FILE = 'report.html';
 
+/** What a bundle is for: the simulated CPU runtime, or WebGPU (per-device kernels.wgsl). */
+export type BundleTarget = 'cpu' | 'wgsl';
+
 export interface BundleFileEntry {
   path: string;
   sha256: string;
@@ -46,9 +49,10 @@ export interface Manifest {
   strategy: string;
   /** The spec file's name and hash when the strategy is a spec file. */
   strategySpec?: { file: string; sha256: string };
-  target: 'cpu';
+  target: BundleTarget;
   bindings: Record<string, number>;
-  devices: { device: number; coords: number[]; model: string; weights: string }[];
+  /** `kernels`: device-<r>/kernels.wgsl of a wgsl bundle. */
+  devices: { device: number; coords: number[]; model: string; weights: string; kernels?: string }[];
   /** Every other file of the bundle, sorted by path. */
   files: BundleFileEntry[];
   /** From SOURCE_DATE_EPOCH when set (ISO 8601); absent otherwise. */
@@ -66,7 +70,9 @@ export interface BundleInput {
   /** Strategy as recorded (a preset name, or `spec:<file name>`). */
   strategy: string;
   strategySpec?: { file: string; sha256: string };
-  target: 'cpu';
+  target: BundleTarget;
+  /** Per device, target files besides model and weights (wgsl: kernels.wgsl), by file name. */
+  deviceFiles?: ReadonlyMap<number, ReadonlyMap<string, Uint8Array>>;
   shardcVersion: string;
   /** Environment to read SOURCE_DATE_EPOCH from (default process.env). */
   env?: Readonly<Record<string, string | undefined>>;
@@ -98,6 +104,7 @@ export function buildBundleFiles(input: BundleInput): BuiltBundle {
     });
     files.push({ path: modelPath, parts: [model] });
     files.push({ path: devicePath(p.device, DEVICE_WEIGHTS_FILE), parts: weights.parts });
+    for (const [file, bytes] of input.deviceFiles?.get(p.device) ?? []) files.push({ path: devicePath(p.device, file), parts: [bytes] });
   }
   const schedule: Schedule = {
     order: 'program',
@@ -121,7 +128,13 @@ export function buildBundleFiles(input: BundleInput): BuiltBundle {
     strategySpec: input.strategySpec,
     target: input.target,
     bindings: { ...plan.bindings },
-    devices: ordered.map((p) => ({ device: p.device, coords: p.coords.slice(), model: devicePath(p.device, DEVICE_MODEL_FILE), weights: devicePath(p.device, DEVICE_WEIGHTS_FILE) })),
+    devices: ordered.map((p) => ({
+      device: p.device,
+      coords: p.coords.slice(),
+      model: devicePath(p.device, DEVICE_MODEL_FILE),
+      weights: devicePath(p.device, DEVICE_WEIGHTS_FILE),
+      ...(input.deviceFiles?.get(p.device)?.has('kernels.wgsl') ? { kernels: devicePath(p.device, 'kernels.wgsl') } : {}),
+    })),
     files: files.map((f) => ({ path: f.path, sha256: sha256Hex(...f.parts), bytes: f.parts.reduce((n, x) => n + x.length, 0) })),
     created: sourceDateEpoch(input.env ?? process.env),
   };

@@ -7,7 +7,7 @@
  * variable); templates are plain loops mirroring the WGSL templates' arithmetic.
  */
 import type { Expr, ScalarType } from './expr.js';
-import { type Kernel, type Launch, evalHostInt } from './kernel.js';
+import { type Kernel, type Launch, type LetLoop, evalHostInt } from './kernel.js';
 
 export type DeviceArray = Float32Array | Int32Array | Uint32Array;
 
@@ -88,6 +88,44 @@ function castFn(from: ScalarType, to: ScalarType): (a: number) => number {
 
 export class CpuKernelError extends Error {}
 
+/** A loop-folded let (see `LetLoop`): the loop mirrors the WGSL loop, rounding like the device. */
+function foldLet(loop: LetLoop, f: Fn, vs: number, count: Fn, t: ScalarType): Fn {
+  const arg = loop.op === 'argmax' || loop.op === 'argmin';
+  const isMax = loop.op === 'max' || loop.op === 'argmax';
+  const hi = t === 'f32' ? Infinity : 2 ** 31 - 1;
+  const lo = t === 'f32' ? -Infinity : -(2 ** 31);
+  if (arg) {
+    const last = !!loop.last;
+    return (env) => {
+      const n = count(env);
+      let best = isMax ? lo : hi;
+      let at = 0;
+      for (let v = 0; v < n; v++) {
+        env[vs] = v;
+        const x = f(env);
+        const better = isMax ? (last ? x >= best : x > best) : last ? x <= best : x < best;
+        if (better) {
+          best = x;
+          at = v;
+        }
+      }
+      return at;
+    };
+  }
+  const init = loop.op === 'sum' ? 0 : loop.op === 'prod' ? 1 : isMax ? lo : hi;
+  const comb = loop.op === 'sum' ? (a: number, x: number) => a + x : loop.op === 'prod' ? (a: number, x: number) => a * x : isMax ? Math.max : Math.min;
+  const mulI32 = loop.op === 'prod' && t === 'i32';
+  return (env) => {
+    const n = count(env);
+    let acc = init;
+    for (let v = 0; v < n; v++) {
+      env[vs] = v;
+      acc = wrap(t, mulI32 ? Math.imul(acc, f(env)) : comb(acc, f(env)));
+    }
+    return acc;
+  };
+}
+
 function compile(e: Expr, scope: Scope, bufs: Record<string, DeviceArray>, params: Record<string, number>): Fn {
   const c = (x: Expr): Fn => compile(x, scope, bufs, params);
   switch (e.k) {
@@ -138,7 +176,11 @@ export function executeLaunch(launch: Launch, bufs: Record<string, DeviceArray>)
 
   if (b.kind === 'map') {
     const iSlot = slot('i');
-    const lets = b.lets.map((l) => ({ s: slot(l.name), f: fn(l.value) }));
+    const lets = b.lets.map((l) => {
+      const s = slot(l.name);
+      const f = fn(l.value);
+      return l.loop ? { s, f: foldLet(l.loop, f, slot(l.loop.var), fn(l.loop.count), l.value.t) } : { s, f };
+    });
     const stores = b.stores.map((s) => ({ buf: s.buf, index: fn(s.index), value: fn(s.value) }));
     const env = new Float64Array(scope.slots.size + 1);
     const n = int(b.count);

@@ -22,7 +22,26 @@ import { type Expr, type ScalarType, walk } from './expr.js';
 export interface Let {
   name: string;
   value: Expr;
+  /**
+   * When set, the let is a fold of `value` over the loop variable `loop.var` (i32) in
+   * [0, loop.count): sum/prod/max/min give a value of `value`'s type; argmax/argmin give the i32
+   * index of the first (or, with `last`, the last) extreme value. `value` and `count` may use the
+   * earlier lets and the invocation index (pooling windows, conv taps, scans, arg reductions).
+   */
+  loop?: LetLoop;
 }
+
+export type LoopOp = 'sum' | 'prod' | 'max' | 'min' | 'argmax' | 'argmin';
+
+export interface LetLoop {
+  var: string;
+  count: Expr;
+  op: LoopOp;
+  last?: boolean;
+}
+
+/** Type of a let's variable (arg folds give the i32 index). */
+export const letType = (l: Let): ScalarType => (l.loop && (l.loop.op === 'argmax' || l.loop.op === 'argmin') ? 'i32' : l.value.t);
 
 export interface Store {
   buf: string;
@@ -119,7 +138,7 @@ const storageType = (t: ScalarType): ScalarType => (t === 'bool' ? 'u32' : t);
 /** Expressions of a body (for collecting buffers and params). */
 export function bodyExprs(body: KernelBody): Expr[] {
   switch (body.kind) {
-    case 'map': return [body.count, ...body.lets.map((l) => l.value), ...body.stores.flatMap((s) => [s.index, s.value])];
+    case 'map': return [body.count, ...body.lets.flatMap((l) => (l.loop ? [l.value, l.loop.count] : [l.value])), ...body.stores.flatMap((s) => [s.index, s.value])];
     case 'matmul': return [body.batch, body.m, body.n, body.k, body.a, body.b, body.out.index, body.out.value];
     default: return [body.rows, body.len, body.value, body.out.index, body.out.value];
   }

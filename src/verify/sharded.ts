@@ -20,6 +20,7 @@ import { DeviceMesh } from '../passes/sharding/mesh.js';
 import type { ShardingRuleRegistry } from '../passes/sharding/rule.js';
 import { runGraph } from '../targets/cpu/interpreter.js';
 import { runSpmd } from '../targets/cpu/spmd.js';
+import { runSpmdWebGPU } from '../targets/webgpu/spmd.js';
 import { checkMeshFits } from '../bundle/fit.js';
 import { resolveStrategy } from '../bundle/strategy.js';
 import { type Tolerance, compareTensors } from './compare.js';
@@ -28,6 +29,9 @@ import { type OutputCheck, VERIFY_TOLERANCE, loadInputs, referenceOutputs } from
 
 /** Sharded vs unsharded on the same runtime: same math, reductions split over devices. */
 export const SHARDED_TOLERANCE: Tolerance = { rtol: 1e-5, atol: 1e-6 };
+
+/** The WebGPU sharded run vs the unsharded CPU run (f32 kernels, other summation orders). */
+export const WGSL_SHARDED_TOLERANCE: Tolerance = { rtol: 1e-4, atol: 1e-5 };
 
 export interface ShardedVerifyOptions {
   registry: OpRegistry;
@@ -41,6 +45,8 @@ export interface ShardedVerifyOptions {
   shardTolerance?: Tolerance;
   dims?: Readonly<Record<string, number>>;
   seed?: number;
+  /** Runtime of the sharded run: the simulated CPU devices (default) or WebGPU devices (wgsl). */
+  target?: 'cpu' | 'wgsl';
 }
 
 export interface Comparison {
@@ -51,7 +57,7 @@ export interface Comparison {
 
 export interface ShardedVerifyReport {
   model: string;
-  target: 'cpu';
+  target: 'cpu' | 'wgsl';
   mesh: string;
   strategy: string;
   devices: number;
@@ -106,7 +112,10 @@ export async function verifySharded(modelPath: string, opts: ShardedVerifyOption
   const plan = shardGraph(graph, mesh, { strategy: strategy.strategy, specFile: strategy.specFile, registry: opts.registry, rules: opts.rules, bindings });
   checkMeshFits(plan);
   const programs = lowerPlan(plan, { registry: opts.registry, rules: opts.rules });
-  const sharded = runSpmd(programs, mesh, feeds, { registry: opts.registry, plan }).outputs;
+  const sharded =
+    opts.target === 'wgsl'
+      ? (await runSpmdWebGPU(programs, mesh, feeds, { registry: opts.registry, plan })).outputs
+      : runSpmd(programs, mesh, feeds, { registry: opts.registry, plan }).outputs;
 
   const { expected, kind } = await referenceOutputs(modelPath, outputNames, feeds, expectedFiles, opts.inputsDir);
   const shardTol = opts.shardTolerance ?? SHARDED_TOLERANCE;
@@ -117,7 +126,7 @@ export async function verifySharded(modelPath: string, opts: ShardedVerifyOption
   const r = { kind, tolerance: refTol, ok: vsReference.every((o) => o.ok), outputs: vsReference };
   return {
     model: modelPath,
-    target: 'cpu',
+    target: opts.target ?? 'cpu',
     mesh: mesh.toString(),
     strategy: strategy.recorded,
     devices: mesh.deviceCount,
@@ -132,7 +141,7 @@ export async function verifySharded(modelPath: string, opts: ShardedVerifyOption
 
 /** Text lines of the report. */
 export function formatShardedReport(r: ShardedVerifyReport): string[] {
-  const lines = [`${r.model}: ${r.strategy} on ${r.mesh} (${r.devices} devices, ${r.collectives} collectives), cpu`];
+  const lines = [`${r.model}: ${r.strategy} on ${r.mesh} (${r.devices} devices, ${r.collectives} collectives), ${r.target}`];
   const section = (title: string, c: Comparison): void => {
     lines.push(`  vs ${title} (rtol ${c.tolerance.rtol}, atol ${c.tolerance.atol})`);
     for (const o of c.outputs) {

@@ -57,7 +57,7 @@ describe('shardc verify --mesh --strategy --target cpu', () => {
   it('bad input is exit 1', async () => {
     expectUserError(await cli('verify', GPT_TINY, '--strategy', 'megatron'), /--strategy needs --mesh/);
     expectUserError(await cli('verify', GPT_TINY, '--mesh', 'tp=2', '--strategy', 'zigzag'), /unknown strategy "zigzag"/);
-    expectUserError(await cli('verify', GPT_TINY, '--mesh', 'tp=2', '--target', 'wgsl'), /target wgsl is not implemented yet/);
+    expectUserError(await cli('verify', GPT_TINY, '--mesh', 'tp=2', '--target', 'cuda'), /target cuda is not implemented yet/);
   });
 
   it('binds symbolic dims from the fed inputs', () => {

@@ -8,7 +8,7 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { partitionModel } from '../../bundle/partition.js';
+import { partitionModelForTarget } from '../../bundle/partition.js';
 import { type CliContext, type CommandState, parseDims, printJson, println, requireCpuTarget } from '../context.js';
 
 interface PartitionCliOptions {
@@ -36,14 +36,14 @@ export function partitionCommand(ctx: CliContext, _state: CommandState): Command
     .argument('<model>', 'ONNX model file')
     .requiredOption('--mesh <mesh>', 'device mesh, e.g. tp=4 or dp=2,tp=4')
     .option('--strategy <strategy>', 'megatron, sequence, summa2d, expert, pipeline, data, auto, or a spec .json file', 'auto')
-    .option('--target <target>', 'cpu (wgsl and cuda are not implemented yet)', 'cpu')
+    .option('--target <target>', 'cpu, or wgsl (adds device-<r>/kernels.wgsl; runs on WebGPU)', 'cpu')
     .option('--dim <bindings>', 'symbolic dims, e.g. batch=1,sequence=128', (v: string, prev?: Record<string, number>) => parseDims(v, prev))
     .requiredOption('--out <dir>', 'bundle directory (replaced atomically)')
     .option('--force', 'replace --out even when it is not a shardc bundle')
     .option('--json', 'print one JSON document')
-    .action((modelPath: string, opts: PartitionCliOptions) => {
-      const target = requireCpuTarget(opts.target);
-      const r = partitionModel(modelPath, {
+    .action(async (modelPath: string, opts: PartitionCliOptions) => {
+      const target = opts.target === 'wgsl' ? 'wgsl' : requireCpuTarget(opts.target);
+      const r = await partitionModelForTarget(modelPath, {
         mesh: opts.mesh,
         strategy: opts.strategy,
         target,

@@ -32,11 +32,11 @@ export function runCommand(ctx: CliContext, _state: CommandState): Command {
     .argument('<model>', 'ONNX model file, or a bundle directory written by `shardc partition`')
     .requiredOption('--inputs <dir>', 'directory with input_<i>.pb or input_<i>.npy')
     .option('--outputs <dir>', 'write output_<i>.pb here')
-    .option('--target <target>', 'cpu (wgsl and cuda come with partition)', 'cpu')
-    .action((modelPath: string, opts: RunOptions) => {
+    .option('--target <target>', 'cpu (a bundle runs on its own target: wgsl bundles on WebGPU)', 'cpu')
+    .action(async (modelPath: string, opts: RunOptions) => {
       requireCpuTarget(opts.target);
       const outputs =
-        existsSync(modelPath) && statSync(modelPath).isDirectory() ? runBundleOnFiles(modelPath, opts.inputs) : runModelOnFiles(modelPath, opts.inputs);
+        existsSync(modelPath) && statSync(modelPath).isDirectory() ? await runBundleOnTarget(modelPath, opts.inputs) : runModelOnFiles(modelPath, opts.inputs);
       if (opts.outputs !== undefined) {
         writeOutputs(opts.outputs, outputs);
         println(ctx.stdout, `wrote ${outputs.length} output${outputs.length === 1 ? '' : 's'} to ${opts.outputs}`);
@@ -65,6 +65,15 @@ export function runBundleOnFiles(bundleDir: string, inputsDir: string): { name: 
   const files = numberedTensorFiles(inputsDir, 'input');
   if (files.length === 0) throw new UserError(`no input_<i>.pb or input_<i>.npy files`, { file: inputsDir });
   return bundle.run(feedsFromFiles(bundle.globalGraph, files.map((f) => readTensorFile(f)), inputsDir));
+}
+
+/** Runs a bundle on its target (a wgsl bundle on WebGPU devices); global outputs in graph order. */
+export async function runBundleOnTarget(bundleDir: string, inputsDir: string): Promise<{ name: string; tensor: Tensor }[]> {
+  if (!existsSync(inputsDir) || !statSync(inputsDir).isDirectory()) throw new UserError(`inputs directory does not exist`, { file: inputsDir });
+  const bundle = loadBundleForRun(bundleDir, createCoreRegistry());
+  const files = numberedTensorFiles(inputsDir, 'input');
+  if (files.length === 0) throw new UserError(`no input_<i>.pb or input_<i>.npy files`, { file: inputsDir });
+  return bundle.runOnTarget(feedsFromFiles(bundle.globalGraph, files.map((f) => readTensorFile(f)), inputsDir));
 }
 
 function writeOutputs(dir: string, outputs: { name: string; tensor: Tensor }[]): void {

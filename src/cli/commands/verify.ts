@@ -13,7 +13,7 @@ import { Command } from 'commander';
 import { UserError, VerificationError } from '../../ir/errors.js';
 import { createCoreRegistry } from '../../ir/ops/index.js';
 import { createCoreShardingRules } from '../../passes/sharding/rules/index.js';
-import { SHARDED_TOLERANCE, firstMismatch, formatShardedReport, verifySharded } from '../../verify/sharded.js';
+import { SHARDED_TOLERANCE, WGSL_SHARDED_TOLERANCE, firstMismatch, formatShardedReport, verifySharded } from '../../verify/sharded.js';
 import { VERIFY_TOLERANCE, assertVerified, formatVerifyReport, verifyModel } from '../../verify/verify.js';
 import { type CliContext, parseDims, parseInteger, parseNonNegative, printJson, println, requireCpuTarget, type CommandState, EXIT } from '../context.js';
 
@@ -42,14 +42,14 @@ export function verifyCommand(ctx: CliContext, state: CommandState): Command {
       parseDims(v, prev),
     )
     .option('--seed <N>', 'seed of the random inputs', parseInteger('--seed'), 0)
-    .option('--target <target>', 'cpu (wgsl and cuda come with partition)', 'cpu')
+    .option('--target <target>', 'cpu, or wgsl with --mesh (the sharded run on WebGPU devices)', 'cpu')
     .option('--mesh <mesh>', 'verify a sharded run on simulated devices, e.g. tp=4 or dp=2,tp=2')
     .option('--strategy <strategy>', 'sharding strategy for --mesh: megatron, sequence, summa2d, expert, pipeline, data, auto, or a spec .json file')
     .option('--shard-rtol <R>', 'relative tolerance of sharded vs unsharded', parseNonNegative('--shard-rtol'), SHARDED_TOLERANCE.rtol)
     .option('--shard-atol <A>', 'absolute tolerance of sharded vs unsharded', parseNonNegative('--shard-atol'), SHARDED_TOLERANCE.atol)
     .option('--json', 'print one JSON document')
-    .action(async (modelPath: string, opts: VerifyCliOptions) => {
-      requireCpuTarget(opts.target);
+    .action(async (modelPath: string, opts: VerifyCliOptions, command: Command) => {
+      const target = opts.target === 'wgsl' && opts.mesh !== undefined ? 'wgsl' : requireCpuTarget(opts.target);
       if (opts.strategy !== undefined && opts.mesh === undefined) throw new UserError(`--strategy needs --mesh`);
       if (opts.mesh !== undefined) {
         const report = await verifySharded(modelPath, {
@@ -59,9 +59,14 @@ export function verifyCommand(ctx: CliContext, state: CommandState): Command {
           strategy: opts.strategy ?? 'auto',
           inputsDir: opts.inputs,
           tolerance: { atol: opts.atol, rtol: opts.rtol },
-          shardTolerance: { atol: opts.shardAtol, rtol: opts.shardRtol },
+          // WebGPU computes in f32 with another summation order: its default is WGSL_SHARDED_TOLERANCE.
+          shardTolerance: {
+            atol: target === 'wgsl' && command.getOptionValueSource('shardAtol') === 'default' ? WGSL_SHARDED_TOLERANCE.atol : opts.shardAtol,
+            rtol: target === 'wgsl' && command.getOptionValueSource('shardRtol') === 'default' ? WGSL_SHARDED_TOLERANCE.rtol : opts.shardRtol,
+          },
           dims: opts.dim,
           seed: opts.seed,
+          target,
         });
         const bad = firstMismatch(report);
         if (opts.json) {

@@ -8,8 +8,9 @@ import { dtypeFromOnnx } from '../../ir/dtype.js';
 import {
   type Expr, type ScalarType, add, bin, cast, cmp, constOf, div, f32, max, min, mul, select, sub, un,
 } from '../expr.js';
-import { type LowerContext, type LowerRow, type Lowered, hostInts, need, unsupported } from './index.js';
-import { broadcastMap } from './map.js';
+import { type LowerContext, type LowerRow, type Lowered, hostInts, kernels, need, unsupported } from './index.js';
+import { flatIndex, loadTyped } from '../index-map.js';
+import { MapBuilder, broadcastMap } from './map.js';
 
 const c = (x: Expr, v: number): Expr => constOf(x.t, v);
 const exp = (x: Expr): Expr => un('exp', x);
@@ -181,11 +182,16 @@ export const elementwiseLowerings: LowerRow[] = [
   {
     op: 'Dropout',
     family: 'elementwise',
-    hostInputs: [2],
+    hostInputs: [1, 2],
     lower: (ctx) => {
-      if (ctx.node.outputs[1]?.name) throw unsupported(ctx, 'mask output');
-      if (hostInts(ctx, 2)?.[0]) throw unsupported(ctx, 'training mode');
-      return { kind: 'view', input: 0 };
+      // Training mode draws the CPU op's host RNG: only ratio 0 (the identity) is lowered.
+      if (hostInts(ctx, 2)?.[0] && (hostInts(ctx, 1)?.[0] ?? 0.5) !== 0) throw unsupported(ctx, 'training mode with ratio > 0');
+      if (!ctx.node.outputs[1]?.name) return { kind: 'view', input: 0 };
+      // Mask requested: y = x, mask = all true.
+      const x = need(ctx, 0);
+      const mb = new MapBuilder(ctx.outputs[0]!.shape);
+      const mask = { buf: 'y1', index: flatIndex(), value: constOf('bool', 1) };
+      return kernels(mb.build(ctx, 'y0', x.dtype, loadTyped('x0', x.dtype, flatIndex()), undefined, [mask]));
     },
   },
 ];

@@ -17,6 +17,7 @@ import type { Tensor } from '../../ir/tensor.js';
 import type { Expr } from '../expr.js';
 import { type Kernel, type KernelBody, makeKernel } from '../kernel.js';
 import type { Params } from '../index-map.js';
+import { convLowerings } from './conv.js';
 import { elementwiseLowerings } from './elementwise.js';
 import { matmulLowerings } from './matmul.js';
 import { normalizationLowerings } from './normalization.js';
@@ -85,7 +86,7 @@ export class LoweringTable {
 
 /** Every family's rows. */
 export function createLoweringTable(): LoweringTable {
-  return new LoweringTable([...elementwiseLowerings, ...matmulLowerings, ...reduceLowerings, ...shapeLowerings, ...normalizationLowerings]);
+  return new LoweringTable([...elementwiseLowerings, ...matmulLowerings, ...reduceLowerings, ...shapeLowerings, ...normalizationLowerings, ...convLowerings]);
 }
 
 /** Ops of `graph` (recursively not: subgraph ops are unsupported anyway) without a lowering row, sorted. */

@@ -8,6 +8,7 @@ import { type Expr, add, cast, cmp, constOf, i32, max, min, mul, rem, select, su
 import { Params, coordinates, deviceTypeOrThrow, flatIndex, linearOffset, loadTyped, madd } from '../index-map.js';
 import type { Let } from '../kernel.js';
 import { type LaunchSpec, type LowerContext, type LowerRow, type Lowered, hostInts, kernels, launch, need, unsupported } from './index.js';
+import { indexingNdLowerings } from './indexing-nd.js';
 import { MapBuilder, indexMap } from './map.js';
 
 const axisAttr = (ctx: LowerContext, rank: number, def = 0): number => {
@@ -197,4 +198,4 @@ const constantOfShape: LowerRow = {
   },
 };
 
-export const indexingLowerings: LowerRow[] = [gather, gatherElements, concat, split, pad, trilu, range, constantOfShape];
+export const indexingLowerings: LowerRow[] = [gather, gatherElements, concat, split, pad, trilu, range, constantOfShape, ...indexingNdLowerings];

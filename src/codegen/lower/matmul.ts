@@ -7,7 +7,10 @@ import { numel } from '../../ir/shape.js';
 import { type Expr, add, cast, div, f32, i32, mul, rem, variable } from '../expr.js';
 import { Params, broadcastStrides, loadTyped, madd } from '../index-map.js';
 import type { MatmulBody } from '../kernel.js';
+import { parseEinsum } from '../../ir/ops/einsum.js';
+import { stridesOf } from '../../ir/shape.js';
 import { type LowerContext, type LowerRow, kernels, launch, need, unsupported } from './index.js';
+import { inlineCoords } from './rows.js';
 
 export const MATMUL_TILE = 16;
 
@@ -106,7 +109,65 @@ function lowerGemm(ctx: LowerContext) {
   return kernels(launch(ctx, body, p));
 }
 
+/**
+ * Einsum with one or two operands as a contraction on the matmul template: labels in the output
+ * and both operands are the batch, output labels of one operand are m (first) or n (second),
+ * every other label is summed (k). Each template var is flat over its labels; operand and output
+ * offsets are dot products of label coordinates with strides, so a repeated label (a diagonal)
+ * or a permuted output needs no copy. One operand: B is the constant 1.
+ */
+function lowerEinsum(ctx: LowerContext) {
+  const xs = ctx.inputs.map((_, k) => need(ctx, k));
+  if (xs.length > 2) throw unsupported(ctx, `${xs.length} operands`);
+  if (xs.some((x) => x.dtype !== 'float32')) throw unsupported(ctx, `dtype ${xs.find((x) => x.dtype !== 'float32')!.dtype}`);
+  const spec = parseEinsum(ctx.attrs.string('equation'), xs.map((x) => x.shape.length), ctx.node.label);
+  const size = new Map<number, number>();
+  spec.inputs.forEach((ls, k) => ls.forEach((l, d) => size.set(l, xs[k]!.shape[d]!)));
+  const labels = [...size.keys()];
+  const inA = (l: number): boolean => spec.inputs[0]!.includes(l);
+  const inB = (l: number): boolean => spec.inputs.length > 1 && spec.inputs[1]!.includes(l);
+  const inOut = (l: number): boolean => spec.output.includes(l);
+  const two = spec.inputs.length > 1;
+  const groups = {
+    b: spec.output.filter((l) => !two || (inA(l) && inB(l))),
+    m: two ? spec.output.filter((l) => inA(l) && !inB(l)) : [],
+    n: two ? spec.output.filter((l) => !inA(l) && inB(l)) : [],
+    k: labels.filter((l) => !inOut(l)),
+  };
+  const p = new Params();
+  const coord = new Map<number, Expr>();
+  const extent: Record<string, number> = {};
+  for (const [g, ls] of Object.entries(groups)) {
+    const shape = ls.map((l) => size.get(l)!);
+    extent[g] = numel(shape);
+    inlineCoords(p, `e${g}`, variable(g), shape).forEach((e, j) => coord.set(ls[j]!, e));
+  }
+  const offset = (name: string, ls: number[], shape: number[]): Expr => {
+    const st = stridesOf(shape);
+    let acc: Expr | undefined;
+    ls.forEach((l, d) => {
+      const c = coord.get(l)!;
+      if (c.k !== 'const' && shape[d] !== 1) acc = madd(acc, c, p.int(`${name}_s${d}`, st[d]!));
+    });
+    return acc ?? i32(0);
+  };
+  const body: MatmulBody = {
+    kind: 'matmul',
+    tile: MATMUL_TILE,
+    batch: p.int('batch', extent.b!),
+    m: p.int('M', extent.m!),
+    n: p.int('N', extent.n!),
+    k: p.int('K', extent.k!),
+    a: loadTyped('x0', 'float32', offset('a', spec.inputs[0]!, xs[0]!.shape)),
+    b: two ? loadTyped('x1', 'float32', offset('b', spec.inputs[1]!, xs[1]!.shape)) : f32(1),
+    out: { buf: 'y0', index: offset('y', spec.output, ctx.outputs[0]!.shape), value: variable('acc', 'f32') },
+  };
+  if (numel(ctx.outputs[0]!.shape) === 0) return kernels();
+  return kernels(launch(ctx, body, p));
+}
+
 export const matmulLowerings: LowerRow[] = [
   { op: 'MatMul', family: 'matmul', lower: lowerMatMul },
   { op: 'Gemm', family: 'matmul', lower: lowerGemm },
+  { op: 'Einsum', family: 'matmul', lower: lowerEinsum },
 ];

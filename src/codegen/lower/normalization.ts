@@ -5,8 +5,8 @@
  * BatchNormalization (a broadcast map).
  */
 import { numel } from '../../ir/shape.js';
-import { type Expr, add, cast, div, f32, i32, mul, rem, sub, un, variable } from '../expr.js';
-import { Params, broadcastOffset, loadTyped } from '../index-map.js';
+import { type Expr, add, bin, cast, cmp, div, f32, i32, mul, rem, select, sub, substitute, un, variable } from '../expr.js';
+import { Params, broadcastOffset, flatIndex, loadTyped } from '../index-map.js';
 import type { NormBody, ReduceBody, SoftmaxBody } from '../kernel.js';
 import { type LaunchSpec, type LowerContext, type LowerRow, type Lowered, kernels, launch, need, unsupported } from './index.js';
 import { MapBuilder } from './map.js';
@@ -119,7 +119,7 @@ function lowerInstanceNorm(ctx: LowerContext): Lowered {
 
 function lowerBatchNorm(ctx: LowerContext): Lowered {
   requireF32(ctx);
-  if (ctx.attrs.int('training_mode', 0)) throw unsupported(ctx, 'training_mode');
+  if (ctx.attrs.int('training_mode', 0)) return lowerBatchNormTraining(ctx);
   const x = need(ctx, 0);
   const out = ctx.outputs[0]!;
   const mb = new MapBuilder(out.shape);
@@ -133,7 +133,100 @@ function lowerBatchNorm(ctx: LowerContext): Lowered {
   return kernels(mb.build(ctx, 'y0', out.dtype, add(mul(norm, perChannel(1)), perChannel(2))));
 }
 
+/**
+ * Training-mode BatchNormalization: Y normalized with the batch statistics per channel (norm
+ * template, rows = channels), and running mean/var = input · momentum + batch · (1 − momentum)
+ * (a map over channels with two folded loops).
+ */
+function lowerBatchNormTraining(ctx: LowerContext): Lowered {
+  const x = need(ctx, 0);
+  const C = x.shape[1]!;
+  const p = new Params();
+  const axes = x.shape.map((_, d) => d).filter((d) => d !== 1);
+  const g = rowGeometry(p, x.shape, axes);
+  if (g.rows === 0 || g.len === 0) return kernels();
+  const eps = ctx.attrs.float('epsilon', 1e-5);
+  const row = variable('row');
+  const body: NormBody = {
+    kind: 'norm', mode: 'layer', epsilon: eps,
+    rows: p.int('rows', g.rows), len: p.int('len', g.len),
+    value: loadTyped('x0', 'float32', g.offset),
+    out: { buf: 'y0', index: g.offset, value: add(mul(variable('xhat', 'f32'), loadTyped('x1', 'float32', row)), loadTyped('x2', 'float32', row)) },
+  };
+  const launches = [launch(ctx, body, p)];
+  const wants = (k: number): boolean => ctx.node.outputs[k] !== undefined && ctx.node.outputs[k]!.name !== '';
+  if (wants(1) || wants(2)) {
+    const sp = new Params();
+    const sg = rowGeometry(sp, x.shape, axes);
+    const mb = new MapBuilder([C]);
+    Object.assign(mb.p.values, sp.values);
+    const len = mb.p.int('len', sg.len);
+    // The row geometry's offset over (row, r): row = channel = i, r = the loop variable.
+    const at = (r: string): Expr => loadTyped('x0', 'float32', substitute(sg.offset, { row: flatIndex(), r: variable(r) }));
+    mb.lets.push({ name: 'sum', value: at('r'), loop: { var: 'r', count: len, op: 'sum' } });
+    const mean = mb.let('mean', div(variable('sum', 'f32'), cast(len, 'f32')));
+    const d = sub(at('q'), mean);
+    mb.lets.push({ name: 'sq', value: mul(d, d), loop: { var: 'q', count: len, op: 'sum' } });
+    const variance = div(variable('sq', 'f32'), cast(len, 'f32'));
+    const m = f32(ctx.attrs.float('momentum', 0.9));
+    const blend = (k: number, v: Expr): Expr => add(mul(loadTyped(`x${k}`, 'float32', flatIndex()), m), mul(v, f32(1 - ctx.attrs.float('momentum', 0.9))));
+    const stores = wants(2) ? [{ buf: 'y2', index: flatIndex(), value: blend(4, variance) }] : [];
+    if (!wants(1)) throw unsupported(ctx, 'running_var without running_mean');
+    launches.push(mb.build(ctx, 'y1', 'float32', blend(3, mean), 'running stats', stores));
+  }
+  return kernels(...launches);
+}
+
+/** MeanVarianceNormalization: (x - mean) / sqrt(var) over `axes` (default N, H, W), on the norm template. */
+function lowerMvn(ctx: LowerContext): Lowered {
+  requireF32(ctx);
+  const x = need(ctx, 0);
+  const rank = x.shape.length;
+  const axes = ctx.attrs.ints('axes', [0, 2, 3]).map((a) => (a < 0 ? a + rank : a));
+  if (axes.some((a) => a < 0 || a >= rank)) throw unsupported(ctx, `axes [${axes}] out of range for rank ${rank}`);
+  const p = new Params();
+  const g = rowGeometry(p, x.shape, axes);
+  if (g.rows === 0 || g.len === 0) return kernels();
+  const body: NormBody = {
+    kind: 'norm',
+    mode: 'layer',
+    epsilon: 1e-9,
+    rows: p.int('rows', g.rows),
+    len: p.int('len', g.len),
+    value: loadTyped('x0', 'float32', g.offset),
+    out: { buf: 'y0', index: g.offset, value: variable('xhat', 'f32') },
+  };
+  return kernels(launch(ctx, body, p));
+}
+
+/** LRN: x / (bias + alpha / size · Σ x² over the channel window)^beta. */
+function lowerLrn(ctx: LowerContext): Lowered {
+  requireF32(ctx);
+  const x = need(ctx, 0);
+  if (x.shape.length < 2) throw unsupported(ctx, 'input must have a channel dim');
+  const size = ctx.attrs.int('size', 1);
+  const alpha = ctx.attrs.float('alpha', 1e-4);
+  const beta = ctx.attrs.float('beta', 0.75);
+  const bias = ctx.attrs.float('bias', 1);
+  const out = ctx.outputs[0]!;
+  if (numel(out.shape) === 0) return kernels();
+  const mb = new MapBuilder(x.shape);
+  const c = mb.coord();
+  const C = x.shape[1]!;
+  const cSt = numel(x.shape.slice(2));
+  const lo = Math.floor((size - 1) / 2);
+  const cc = sub(add(c[1]!, variable('k')), mb.p.int('lo', lo));
+  const inb = bin('&&', cmp('>=', cc, i32(0)), cmp('<', cc, mb.p.int('C', C)));
+  const base = mb.let('base', sub(flatIndex(), mul(c[1]!, mb.p.int('c_st', cSt))));
+  const xv = loadTyped('x0', 'float32', select(inb, add(base, mul(cc, mb.p.int('c_st', cSt))), i32(0)));
+  mb.lets.push({ name: 'sq', value: select(inb, mul(xv, xv), f32(0)), loop: { var: 'k', count: mb.p.int('size', size), op: 'sum' } });
+  const denom = bin('pow', add(f32(bias), mul(f32(alpha / size), variable('sq', 'f32'))), f32(beta));
+  return kernels(mb.build(ctx, 'y0', out.dtype, div(loadTyped('x0', 'float32', flatIndex()), denom)));
+}
+
 export const normalizationLowerings: LowerRow[] = [
+  { op: 'MeanVarianceNormalization', family: 'normalization', lower: lowerMvn },
+  { op: 'LRN', family: 'normalization', lower: lowerLrn },
   { op: 'Softmax', family: 'normalization', lower: (ctx) => lowerSoftmax(ctx, false) },
   { op: 'LogSoftmax', family: 'normalization', lower: (ctx) => lowerSoftmax(ctx, true) },
   { op: 'LayerNormalization', family: 'normalization', lower: (ctx) => lowerNorm(ctx, 'layer', 1e-5) },

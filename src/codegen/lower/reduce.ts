@@ -4,10 +4,12 @@
  * tree reduction). The reduced axes need not be contiguous: the row geometry's index map walks
  * them in place.
  */
-import { type Expr, cast, div, mul, un, variable } from '../expr.js';
-import { Params, deviceTypeOrThrow, loadTyped } from '../index-map.js';
+import { numel, stridesOf } from '../../ir/shape.js';
+import { type Expr, add, cast, cmp, div, f32, i32, mul, select, sub, un, variable } from '../expr.js';
+import { Params, deviceTypeOrThrow, linearOffset, loadTyped } from '../index-map.js';
 import type { ReduceBody, ReduceOp } from '../kernel.js';
 import { type LowerContext, type LowerRow, type Lowered, hostInts, kernels, launch, need, unsupported } from './index.js';
+import { MapBuilder } from './map.js';
 import { rowGeometry } from './rows.js';
 
 interface ReduceSpec {
@@ -63,4 +65,90 @@ function lowerReduce(ctx: LowerContext, spec: ReduceSpec): Lowered {
 
 export const reduceLowerings: LowerRow[] = Object.entries(SPECS).map(
   ([op, spec]): LowerRow => ({ op, family: 'reduce', hostInputs: [1], lower: (ctx) => lowerReduce(ctx, spec) }),
+);
+
+// ---- index-tracking reductions and scans: loop-folded lets in a map kernel -----------------
+
+/** Offset in a contiguous tensor of `shape` of the output coordinates with dim `axis` at 0 (let `base`). */
+function axisBase(mb: MapBuilder, shape: readonly number[], axis: number): Expr {
+  const st = stridesOf(shape).map((s, d) => (d === axis ? 0 : s));
+  return mb.let('base', linearOffset(mb.p, 'x', mb.coord(), st));
+}
+
+function normAxis(ctx: LowerContext, axis: number, rank: number): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank) throw unsupported(ctx, `axis ${axis} out of range for rank ${rank}`);
+  return a;
+}
+
+/** ArgMax/ArgMin along `axis` (keepdims either way: the flat output order is the same). */
+function lowerArg(ctx: LowerContext, op: 'argmax' | 'argmin'): Lowered {
+  const x = need(ctx, 0);
+  const t = deviceTypeOrThrow(x.dtype, ctx.node.label);
+  if (t === 'bool') throw unsupported(ctx, `dtype ${x.dtype}`);
+  const axis = normAxis(ctx, ctx.attrs.int('axis', 0), x.shape.length);
+  const keep = x.shape.map((d, k) => (k === axis ? 1 : d));
+  if (numel(keep) === 0) return kernels();
+  if (x.shape[axis] === 0) throw unsupported(ctx, 'empty reduction axis');
+  const mb = new MapBuilder(keep);
+  const base = axisBase(mb, x.shape, axis);
+  const stride = mb.p.int('ax_st', stridesOf(x.shape)[axis]!);
+  const value = loadTyped('x0', x.dtype, add(base, mul(variable('k'), stride)));
+  const count = mb.p.int('ax_len', x.shape[axis]!);
+  mb.lets.push({ name: 'best', value, loop: { var: 'k', count, op, last: ctx.attrs.int('select_last_index', 0) !== 0 } });
+  return kernels(mb.build(ctx, 'y0', ctx.outputs[0]!.dtype, variable('best')));
+}
+
+/** Hardmax: 1 at the first maximum along the axis (legacy opsets: along the flattened trailing dims). */
+function lowerHardmax(ctx: LowerContext): Lowered {
+  const x = need(ctx, 0);
+  if (x.dtype !== 'float32') throw unsupported(ctx, `dtype ${x.dtype}`);
+  const rank = x.shape.length;
+  let axis = normAxis(ctx, ctx.attrs.int('axis', -1), rank);
+  let shape = x.shape;
+  if (ctx.attrs.int('_legacy_axis_2d', 0)) {
+    shape = [numel(x.shape.slice(0, axis)), numel(x.shape.slice(axis))];
+    axis = 1;
+  }
+  if (numel(shape) === 0) return kernels();
+  const mb = new MapBuilder(shape);
+  const base = axisBase(mb, shape, axis);
+  const stride = mb.p.int('ax_st', stridesOf(shape)[axis]!);
+  const value = loadTyped('x0', x.dtype, add(base, mul(variable('k'), stride)));
+  mb.lets.push({ name: 'best', value, loop: { var: 'k', count: mb.p.int('ax_len', shape[axis]!), op: 'argmax' } });
+  const y = select(cmp('==', mb.coord()[axis]!, variable('best')), f32(1), f32(0));
+  return kernels(mb.build(ctx, 'y0', ctx.outputs[0]!.dtype, y));
+}
+
+/** CumSum along the axis input: each output element folds its prefix (or suffix) in a loop. */
+function lowerCumSum(ctx: LowerContext): Lowered {
+  const x = need(ctx, 0);
+  const t = deviceTypeOrThrow(x.dtype, ctx.node.label);
+  if (t === 'bool') throw unsupported(ctx, `dtype ${x.dtype}`);
+  const ax = hostInts(ctx, 1);
+  if (!ax || ax.length !== 1) throw unsupported(ctx, 'axis must be a scalar');
+  const axis = normAxis(ctx, ax[0]!, x.shape.length);
+  if (numel(x.shape) === 0) return kernels();
+  const exclusive = ctx.attrs.int('exclusive', 0) !== 0;
+  const reverse = ctx.attrs.int('reverse', 0) !== 0;
+  const mb = new MapBuilder(x.shape);
+  const base = axisBase(mb, x.shape, axis);
+  const stride = mb.p.int('ax_st', stridesOf(x.shape)[axis]!);
+  const L = mb.p.int('ax_len', x.shape[axis]!);
+  const c = mb.coord()[axis]!;
+  const k = variable('k');
+  // Forward: j = k over [0, c (+1)); reverse: j = L-1-k over [0, L-c (-1)).
+  const j = reverse ? sub(sub(L, i32(1)), k) : k;
+  let count = reverse ? sub(L, c) : c;
+  if (reverse === exclusive) count = reverse ? sub(count, i32(1)) : add(count, i32(1));
+  const value = loadTyped('x0', x.dtype, add(base, mul(j, stride)));
+  mb.lets.push({ name: 'acc', value, loop: { var: 'k', count, op: 'sum' } });
+  return kernels(mb.build(ctx, 'y0', ctx.outputs[0]!.dtype, variable('acc', t)));
+}
+
+reduceLowerings.push(
+  { op: 'ArgMax', family: 'reduce', lower: (ctx) => lowerArg(ctx, 'argmax') },
+  { op: 'ArgMin', family: 'reduce', lower: (ctx) => lowerArg(ctx, 'argmin') },
+  { op: 'Hardmax', family: 'normalization', lower: lowerHardmax },
+  { op: 'CumSum', family: 'shape', hostInputs: [1], lower: lowerCumSum },
 );

@@ -6,7 +6,7 @@
  * Binding order: inputs, outputs, params (uniform) — `bindingOrder` gives it to runtimes.
  */
 import type { Expr } from '../expr.js';
-import type { Kernel, KernelBody, MatmulBody, NormBody, ReduceBody, ReduceOp, SoftmaxBody, Store } from '../kernel.js';
+import type { Kernel, KernelBody, Let, LetLoop, MatmulBody, NormBody, ReduceBody, ReduceOp, SoftmaxBody, Store } from '../kernel.js';
 import { HELPERS, type Helpers, WGSL_TYPE, f32Literal, literal, renderExpr, storeValue } from './expr.js';
 
 /** Buffer names in binding order; the param uniform (if any) follows at index = length. */
@@ -50,10 +50,32 @@ function renderMap(k: Kernel, b: Extract<KernelBody, { kind: 'map' }>, h: Helper
     `  let i = i32(gid.x + gid.y * nwg.x * ${k.workgroupSize}u);`,
     `  if (i >= ${renderExpr(b.count, h)}) { return; }`,
   ];
-  for (const l of b.lets) out.push(`  let ${l.name} = ${renderExpr(l.value, h)};`);
+  for (const l of b.lets) out.push(...(l.loop ? renderLoopLet(l, l.loop, h) : [`let ${l.name} = ${renderExpr(l.value, h)};`]).map((x) => ind(x)));
   for (const s of b.stores) out.push(`  ${store(s, h)}`);
   out.push('}');
   return out.join('\n');
+}
+
+/** A loop-folded let (`LetLoop`): a mutable accumulator and a for loop over the loop variable. */
+function renderLoopLet(l: Let, loop: LetLoop, h: Helpers): string[] {
+  const t = l.value.t === 'f32' ? 'f32' : 'i32';
+  const v = loop.var;
+  if (['i', 'u', 'gid', 'nwg', 'main'].includes(v)) throw new Error(`loop variable ${v} of ${l.name} shadows a kernel name`);
+  const head = `for (var ${v} = 0; ${v} < ${renderExpr(loop.count, h)}; ${v}++) {`;
+  const x = renderExpr(l.value, h);
+  if (loop.op === 'argmax' || loop.op === 'argmin') {
+    const isMax = loop.op === 'argmax';
+    const rel = isMax ? (loop.last ? '>=' : '>') : loop.last ? '<=' : '<';
+    return [
+      `var ${l.name} = 0;`,
+      `var ${l.name}_best = ${REDUCE_INIT[isMax ? 'max' : 'min'](t, h)};`,
+      head,
+      `  let ${l.name}_x = ${x};`,
+      `  if (${l.name}_x ${rel} ${l.name}_best) { ${l.name}_best = ${l.name}_x; ${l.name} = ${v}; }`,
+      '}',
+    ];
+  }
+  return [`var ${l.name} = ${REDUCE_INIT[loop.op](t, h)};`, head, `  ${l.name} = ${combine(loop.op, l.name, x)};`, '}'];
 }
 
 function renderMatmul(b: MatmulBody, h: Helpers): string {
