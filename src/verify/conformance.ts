@@ -79,8 +79,7 @@ export function runNodeTest(dir: string, registry: OpRegistry, tolerance: Tolera
     const sets = testDataSets(dir);
     if (sets.length === 0) return { name, status: 'fail', message: 'no test_data_set_N directory' };
     for (const set of sets) {
-      const inputs = numberedTensorFiles(set, 'input').map((f) => readTensorFile(f));
-      const expected = numberedTensorFiles(set, 'output').map((f) => readTensorFile(f));
+      const { inputs, expected } = readDataSet(set);
       const feeds = feedsFromFiles(model.graph, inputs, set);
       const outputs = runGraph(model.graph, feeds, { registry });
       const mismatch = compareOutputs(model.graph, outputs, expected, tolerance);
@@ -88,10 +87,7 @@ export function runNodeTest(dir: string, registry: OpRegistry, tolerance: Tolera
     }
     return { name, status: 'pass', message: '' };
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    if (e instanceof UserError && UNSUPPORTED_ERROR.test(msg)) return { name, status: 'unsupported', message: oneLine(msg) };
-    const kind = e instanceof UserError ? '' : `${e instanceof Error ? e.name : 'error'}: `;
-    return { name, status: 'fail', message: oneLine(kind + msg) };
+    return errorResult(name, e);
   }
 }
 
@@ -118,6 +114,25 @@ export function compareOutputs(
 }
 
 const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').trim();
+
+/** The input and expected output tensor files of one test_data_set_N directory. */
+function readDataSet(set: string) {
+  return {
+    inputs: numberedTensorFiles(set, 'input').map((f) => readTensorFile(f)),
+    expected: numberedTensorFiles(set, 'output').map((f) => readTensorFile(f)),
+  };
+}
+
+/**
+ * The result of a test that threw: `unsupported` for a UserError saying so, else `fail` with the
+ * message on one line (prefixed with the error's name when it is a bug, cut to `maxMessage` chars).
+ */
+function errorResult(name: string, e: unknown, maxMessage?: number): TestResult {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (e instanceof UserError && UNSUPPORTED_ERROR.test(msg)) return { name, status: 'unsupported', message: oneLine(msg) };
+  const kind = e instanceof UserError ? '' : `${e instanceof Error ? e.name : 'error'}: `;
+  return { name, status: 'fail', message: oneLine(kind + msg).slice(0, maxMessage) };
+}
 
 /** Runs every backend test under `root`, sorted by name (`target: 'wgsl'` runs asynchronously). */
 export function runConformance(root: string, opts: ConformanceOptions & { target: 'wgsl' }): Promise<ConformanceReport>;
@@ -173,8 +188,7 @@ export async function runNodeTestKernels(
     const sets = testDataSets(dir);
     if (sets.length === 0) return { name, status: 'fail', message: 'no test_data_set_N directory' };
     for (const set of sets) {
-      const inputs = numberedTensorFiles(set, 'input').map((f) => readTensorFile(f));
-      const expected = numberedTensorFiles(set, 'output').map((f) => readTensorFile(f));
+      const { inputs, expected } = readDataSet(set);
       const types = [...inputs, ...expected].map((t) => t.tensor.dtype).filter((d) => !KERNEL_DTYPES.includes(d));
       if (types.length) return { name, status: 'unsupported', message: `unsupported dtypes on wgsl: ${[...new Set(types)].join(', ')}` };
       const outputs = await run(g, feedsFromFiles(g, inputs, set));
@@ -183,10 +197,7 @@ export async function runNodeTestKernels(
     }
     return { name, status: 'pass', message: '' };
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    if (e instanceof UserError && UNSUPPORTED_ERROR.test(msg)) return { name, status: 'unsupported', message: oneLine(msg) };
-    const kind = e instanceof UserError ? '' : `${e instanceof Error ? e.name : 'error'}: `;
-    return { name, status: 'fail', message: oneLine(kind + msg).slice(0, 2000) };
+    return errorResult(name, e, 2000);
   }
 }
 

@@ -4,7 +4,7 @@
  */
 import { createCoreRegistry } from '../../src/ir/ops/index.js';
 import { Attrs } from '../../src/ir/attrs.js';
-import { Graph, Node, Value } from '../../src/ir/graph.js';
+import type { Graph } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { runGraph } from '../../src/targets/cpu/interpreter.js';
 import { compareTensors } from '../../src/verify/compare.js';
@@ -13,6 +13,7 @@ import { executeLaunch } from '../../src/codegen/cpu.js';
 import { makeKernel } from '../../src/codegen/kernel.js';
 import { runGraphKernelsCpu } from '../../src/codegen/cpu-backend.js';
 import { createLoweringTable, unloweredOps } from '../../src/codegen/lower/index.js';
+import { oneNodeGraph as oneNode } from './one-node.js';
 
 const registry = createCoreRegistry();
 
@@ -56,23 +57,6 @@ describe('expressions', () => {
     expect(() => executeLaunch({ kernel: k, params: {} }, { x: new Float32Array(2), y: new Float32Array(2) })).toThrow(/out of bounds/);
   });
 });
-
-/** One-node graph `op(inputs) -> y` with constant inputs where given as `const:` entries. */
-function oneNode(op: string, inputs: { name: string; t: Tensor; constant?: boolean }[], attrs: Attrs = new Attrs(), outputs = 1): Graph {
-  const g = new Graph('t');
-  const vals = inputs.map(({ name, t, constant }) => {
-    const v = new Value(name, t.dtype, [...t.shape]);
-    if (constant) {
-      v.constant = { load: () => t } as unknown as Value['constant'];
-      g.initializers.push(v);
-    } else g.inputs.push(v);
-    return v;
-  });
-  const outs = Array.from({ length: outputs }, (_, k) => new Value(`y${k}`));
-  g.nodes.push(new Node(op, vals, outs, attrs, op));
-  g.outputs.push(...outs);
-  return g;
-}
 
 function seq(n: number, scale = 0.1, offset = -1): Float32Array {
   return Float32Array.from({ length: n }, (_, i) => Math.fround(offset + scale * ((i * 7) % 23)));

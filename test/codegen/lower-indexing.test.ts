@@ -4,34 +4,20 @@
  * values, and agreement with the ops' reference evaluation.
  */
 import { Attrs, type Attr } from '../../src/ir/attrs.js';
-import { Graph, Node, Value } from '../../src/ir/graph.js';
+import type { Graph } from '../../src/ir/graph.js';
 import { createCoreRegistry } from '../../src/ir/ops/index.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { runGraph } from '../../src/targets/cpu/interpreter.js';
 import { compareTensors } from '../../src/verify/compare.js';
 import { runGraphKernelsCpu } from '../../src/codegen/cpu-backend.js';
+import { type NodeInput, feedsOf, oneNodeGraph } from './one-node.js';
 
 const registry = createCoreRegistry();
 
-type In = { name: string; t: Tensor; constant?: boolean };
+type In = NodeInput;
 
-function oneNode(op: string, inputs: In[], attrs: [string, Attr][] = [], outputs = 1): Graph {
-  const g = new Graph('t');
-  const vals = inputs.map(({ name, t, constant }) => {
-    const v = new Value(name, t.dtype, [...t.shape]);
-    if (constant) {
-      v.constant = { load: () => t } as unknown as Value['constant'];
-      g.initializers.push(v);
-    } else g.inputs.push(v);
-    return v;
-  });
-  const outs = Array.from({ length: outputs }, (_, k) => new Value(`y${k}`));
-  g.nodes.push(new Node(op, vals, outs, new Attrs(attrs), op));
-  g.outputs.push(...outs);
-  return g;
-}
+const oneNode = (op: string, inputs: In[], attrs: [string, Attr][] = [], outputs = 1): Graph => oneNodeGraph(op, inputs, new Attrs(attrs), outputs);
 
-const feedsOf = (inputs: In[]): Map<string, Tensor> => new Map(inputs.filter((x) => !x.constant).map((x) => [x.name, x.t]));
 const f = (shape: number[], v?: number[]): Tensor =>
   Tensor.from('float32', shape, v ?? Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => ((i * 7) % 23) * 0.25 - 2));
 const i64 = (shape: number[], v: number[]): Tensor => Tensor.from('int64', shape, v);

@@ -5,7 +5,7 @@
  * values, the WGSL rendering of a folded let, and a few nodes on a real WebGPU adapter.
  */
 import { Attrs } from '../../src/ir/attrs.js';
-import { Graph, Node, Value } from '../../src/ir/graph.js';
+import type { Graph } from '../../src/ir/graph.js';
 import { createCoreRegistry } from '../../src/ir/ops/index.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { runGraph } from '../../src/targets/cpu/interpreter.js';
@@ -17,6 +17,7 @@ import { runGraphKernelsCpu } from '../../src/codegen/cpu-backend.js';
 import { renderKernel } from '../../src/codegen/wgsl/kernel.js';
 import { type WebGPUDevice, acquireDevice } from '../../src/targets/webgpu/device.js';
 import { runGraphWebGPU } from '../../src/targets/webgpu/run.js';
+import { type NodeInput, feedsOf, oneNodeGraph } from './one-node.js';
 
 const registry = createCoreRegistry();
 
@@ -28,24 +29,8 @@ function attrs(a: Record<string, AttrVal>): Attrs {
 }
 
 /** One-node graph; `constant` inputs are initializers, the rest graph inputs fed with their tensor. */
-function oneNode(op: string, inputs: { name: string; t: Tensor; constant?: boolean }[], a: Attrs = new Attrs(), outputs = 1): [Graph, Map<string, Tensor>] {
-  const g = new Graph('t');
-  const feeds = new Map<string, Tensor>();
-  const vals = inputs.map(({ name, t, constant }) => {
-    const v = new Value(name, t.dtype, [...t.shape]);
-    if (constant) {
-      v.constant = { load: () => t } as unknown as Value['constant'];
-      g.initializers.push(v);
-    } else {
-      g.inputs.push(v);
-      feeds.set(name, t);
-    }
-    return v;
-  });
-  const outs = Array.from({ length: outputs }, (_, k) => new Value(`y${k}`));
-  g.nodes.push(new Node(op, vals, outs, a, op));
-  g.outputs.push(...outs);
-  return [g, feeds];
+function oneNode(op: string, inputs: NodeInput[], a: Attrs = new Attrs(), outputs = 1): [Graph, Map<string, Tensor>] {
+  return [oneNodeGraph(op, inputs, a, outputs), feedsOf(inputs)];
 }
 
 const n = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);

@@ -134,7 +134,8 @@ function lowerGlobalPool(ctx: LowerContext, op: 'sum' | 'max'): Lowered {
 
 // ---- Conv and ConvTranspose ------------------------------------------------------------------
 
-function lowerConv(ctx: LowerContext): Lowered {
+/** The checked operands and window attributes shared by Conv and ConvTranspose. */
+function convOperands(ctx: LowerContext) {
   requireF32(ctx);
   const x = need(ctx, 0);
   const w = need(ctx, 1);
@@ -142,7 +143,11 @@ function lowerConv(ctx: LowerContext): Lowered {
   if (ns < 1) throw unsupported(ctx, 'input must have spatial dims');
   const group = ctx.attrs.int('group', 1);
   const win = readWindowAttrs(ctx, ctx.attrs, ns, w.shape.slice(2));
-  const inSpatial = x.shape.slice(2);
+  return { x, w, group, win, inSpatial: x.shape.slice(2) };
+}
+
+function lowerConv(ctx: LowerContext): Lowered {
+  const { x, w, group, win, inSpatial } = convOperands(ctx);
   const g = windowGeometry(ctx, inSpatial, win);
   const out = ctx.outputs[0]!;
   if (numel(out.shape) === 0) return kernels();
@@ -189,16 +194,9 @@ function transposePadsBegin(ctx: LowerContext, inSpatial: number[], outSpatial: 
 }
 
 function lowerConvTranspose(ctx: LowerContext): Lowered {
-  requireF32(ctx);
-  const x = need(ctx, 0);
-  const w = need(ctx, 1);
-  const ns = x.shape.length - 2;
-  if (ns < 1) throw unsupported(ctx, 'input must have spatial dims');
-  const group = ctx.attrs.int('group', 1);
-  const win = readWindowAttrs(ctx, ctx.attrs, ns, w.shape.slice(2));
+  const { x, w, group, win, inSpatial } = convOperands(ctx);
   const out = ctx.outputs[0]!;
   if (numel(out.shape) === 0) return kernels();
-  const inSpatial = x.shape.slice(2);
   const outSpatial = out.shape.slice(2);
   const pb = transposePadsBegin(ctx, inSpatial, outSpatial, win.kernel, win.strides, win.dilations, win.pads, win.autoPad);
   const [C, Mg] = [x.shape[1]!, w.shape[1]!];

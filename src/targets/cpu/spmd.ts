@@ -80,15 +80,8 @@ export function runSpmd(programs: readonly DeviceProgram[], mesh: DeviceMesh, fe
         env.set(v, own);
         continue;
       }
-      const t = feeds.get(v.name);
-      if (!t) {
-        if (v.constant) continue;
-        throw new UserError(`missing graph input`, { tensor: v.name });
-      }
-      const gv = globalInputs.get(v.name);
-      if (gv?.shape && isStatic(gv.shape) && (gv.shape.length !== t.rank || gv.shape.some((n, i) => n !== t.shape[i])))
-        throw new UserError(`input has shape [${t.shape.join(',')}] but the plan was made for [${gv.shape.join(',')}]`, { tensor: v.name });
-      env.set(v, shardTensor(t, gv?.layout, mesh, d));
+      const t = scatterFeed(v, feeds, globalInputs, mesh, d);
+      if (t) env.set(v, t);
     }
     const lastUse = new Map<Value, number>();
     graph.nodes.forEach((n, i) => n.inputs.forEach((v) => v && lastUse.set(v, i)));
@@ -218,13 +211,40 @@ export function runSpmd(programs: readonly DeviceProgram[], mesh: DeviceMesh, fe
     }
     return m;
   });
+  return { outputs: assembleOutputs(plan, perDevice, mesh), perDevice };
+}
+
+/**
+ * Device `d`'s block of the global feed for its program input `v` (checked against the plan's
+ * global shape); undefined for a missing input that is a constant. Shared with the WebGPU runtime.
+ */
+export function scatterFeed(
+  v: Value,
+  feeds: ReadonlyMap<string, Tensor>,
+  globalInputs: ReadonlyMap<string, Value>,
+  mesh: DeviceMesh,
+  d: number,
+): Tensor | undefined {
+  const t = feeds.get(v.name);
+  if (!t) {
+    if (v.constant) return undefined;
+    throw new UserError(`missing graph input`, { tensor: v.name });
+  }
+  const gv = globalInputs.get(v.name);
+  if (gv?.shape && isStatic(gv.shape) && (gv.shape.length !== t.rank || gv.shape.some((n, i) => n !== t.shape[i])))
+    throw new UserError(`input has shape [${t.shape.join(',')}] but the plan was made for [${gv.shape.join(',')}]`, { tensor: v.name });
+  return shardTensor(t, gv?.layout, mesh, d);
+}
+
+/** The global outputs of the plan, assembled from every device's local outputs. Shared with the WebGPU runtime. */
+export function assembleOutputs(plan: ShardPlan, perDevice: readonly Map<string, Tensor>[], mesh: DeviceMesh): Map<string, Tensor> {
   const outputs = new Map<string, Tensor>();
   for (const gv of plan.graph.outputs) {
     const locals = holdersOf(perDevice, gv, mesh);
     if (!gv.shape || !isStatic(gv.shape)) throw new UserError(`output has no static global shape to assemble`, { tensor: gv.name });
     outputs.set(gv.name, assembleTensor(locals, gv.shape, gv.layout, mesh));
   }
-  return { outputs, perDevice };
+  return outputs;
 }
 
 /**

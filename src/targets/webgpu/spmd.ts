@@ -14,15 +14,14 @@
 import { UserError } from '../../ir/errors.js';
 import { COLLECTIVE_DOMAIN, Graph, Node, Value } from '../../ir/graph.js';
 import type { OpDef, OpRegistry } from '../../ir/registry.js';
-import { isStatic } from '../../ir/shape.js';
 import { Tensor } from '../../ir/tensor.js';
 import { LoweringTable, createLoweringTable } from '../../codegen/lower/index.js';
 import { runGraphOnBackend } from '../../codegen/run-graph.js';
 import type { DeviceProgram } from '../../passes/sharding/lower.js';
 import type { DeviceMesh } from '../../passes/sharding/mesh.js';
 import type { ShardPlan } from '../../passes/sharding/plan.js';
-import { assembleTensor, shardTensor } from '../../passes/sharding/shards.js';
 import { runCollective } from '../cpu/collectives.js';
+import { assembleOutputs, scatterFeed } from '../cpu/spmd.js';
 import { WebGPUBackend } from './backend.js';
 import { Rendezvous, StagingBackend, collectiveRows, describeCollective, groupOf, localCollective } from './collectives.js';
 import { type WebGPUDevice, acquireDevice } from './device.js';
@@ -146,15 +145,8 @@ export async function runSpmdWebGPU(
   const localFeeds = programs.map((p, d) => {
     const m = new Map<string, Tensor>();
     for (const v of p.graph.inputs) {
-      const t = feeds.get(v.name);
-      if (!t) {
-        if (v.constant) continue;
-        throw new UserError(`missing graph input`, { tensor: v.name });
-      }
-      const gv = globalInputs.get(v.name);
-      if (gv?.shape && isStatic(gv.shape) && (gv.shape.length !== t.rank || gv.shape.some((n, i) => n !== t.shape[i])))
-        throw new UserError(`input has shape [${t.shape.join(',')}] but the plan was made for [${gv.shape.join(',')}]`, { tensor: v.name });
-      m.set(v.name, shardTensor(t, gv?.layout, mesh, d));
+      const t = scatterFeed(v, feeds, globalInputs, mesh, d);
+      if (t) m.set(v.name, t);
     }
     return m;
   });
@@ -187,13 +179,8 @@ export async function runSpmdWebGPU(
     if (failures.length) throw failures.find((e) => !/failed, so the devices waiting/.test(e.message)) ?? failures[0]!;
     const perDevice = settled.map((s) => (s as PromiseFulfilledResult<Map<string, Tensor>>).value);
 
-    const outputs = new Map<string, Tensor>();
-    for (const gv of plan.graph.outputs) {
-      if (!gv.shape || !isStatic(gv.shape)) throw new UserError(`output has no static global shape to assemble`, { tensor: gv.name });
-      outputs.set(gv.name, assembleTensor(holdersOf(perDevice, gv, mesh), gv.shape, gv.layout, mesh));
-    }
     return {
-      outputs,
+      outputs: assembleOutputs(plan, perDevice, mesh),
       perDevice,
       stats: staging.map((s, d) => ({ device: d, dispatches: backends[d]!.stats.dispatches - dispatches0[d]!, stagedBytes: s.stagedBytes })),
     };
@@ -202,15 +189,3 @@ export async function runSpmdWebGPU(
   }
 }
 
-/** Every device's local tensor of a global output (pipeline stages: from a device with the same coordinates). */
-function holdersOf(perDevice: readonly Map<string, Tensor>[], gv: Value, mesh: DeviceMesh): Tensor[] {
-  const locals = perDevice.map((m) => m.get(gv.name));
-  if (locals.every((t) => t)) return locals as Tensor[];
-  const split = mesh.axes.filter((a) => (gv.layout?.get(a.name)?.kind ?? 'replicate') !== 'replicate').map((a) => a.name);
-  return locals.map((t, d) => {
-    if (t) return t;
-    const e = locals.findIndex((u, r) => u && split.every((a) => mesh.coord(r, a) === mesh.coord(d, a)));
-    if (e < 0) throw new UserError(`no device computes graph output`, { tensor: gv.name });
-    return locals[e]!;
-  });
-}
