@@ -199,9 +199,17 @@ async function runNode<B>(
     if (v.name !== '') env.set(v, { dtype: o.dtype, shape: o.shape, dev });
     else dev.refs = 1; // unnamed output: released below
   });
+  const tables: B[] = [];
   for (const l of lowered.launches) {
     const bindings: Record<string, B> = {};
     for (const b of [...l.kernel.inputs, ...l.kernel.outputs]) {
+      const table = l.constants?.[b.name];
+      if (table) {
+        const buf = backend.upload(table);
+        tables.push(buf);
+        bindings[b.name] = buf;
+        continue;
+      }
       const name = l.bind?.[b.name] ?? b.name;
       if (!(name in bufs) && /^x\d+$/.test(name)) {
         const k = Number(name.slice(1));
@@ -213,6 +221,7 @@ async function runNode<B>(
     }
     await backend.dispatch({ kernel: l.kernel, params: l.params }, bindings);
   }
+  for (const t of tables) backend.release(t);
   node.outputs.forEach((v, k) => {
     if (v.name === '') {
       const d = [...live].find((x) => x.buf === bufs[`y${k}`]);

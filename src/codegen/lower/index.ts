@@ -22,6 +22,7 @@ import { elementwiseLowerings } from './elementwise.js';
 import { matmulLowerings } from './matmul.js';
 import { normalizationLowerings } from './normalization.js';
 import { reduceLowerings } from './reduce.js';
+import { resizeLowerings } from './resize.js';
 import { shapeLowerings } from './shape.js';
 
 /** A node input as the lowering sees it: concrete shape, and its value when it lives on the host. */
@@ -45,6 +46,11 @@ export interface LaunchSpec {
   kernel: Kernel;
   params: Record<string, number>;
   bind?: Record<string, string>;
+  /**
+   * Host-computed constant tensors read by the kernel (lookup tables: Resize's per-axis source
+   * indices and weights), by kernel buffer name; uploaded for the launch and released after the node.
+   */
+  constants?: Record<string, Tensor>;
 }
 
 export type Lowered =
@@ -86,7 +92,7 @@ export class LoweringTable {
 
 /** Every family's rows. */
 export function createLoweringTable(): LoweringTable {
-  return new LoweringTable([...elementwiseLowerings, ...matmulLowerings, ...reduceLowerings, ...shapeLowerings, ...normalizationLowerings, ...convLowerings]);
+  return new LoweringTable([...elementwiseLowerings, ...matmulLowerings, ...reduceLowerings, ...shapeLowerings, ...normalizationLowerings, ...convLowerings, ...resizeLowerings]);
 }
 
 /** Ops of `graph` (recursively not: subgraph ops are unsupported anyway) without a lowering row, sorted. */

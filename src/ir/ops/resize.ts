@@ -116,7 +116,7 @@ function plan(
 }
 
 /** Per output coordinate of one axis: `n` taps of (source index, weight), or extrapolate. */
-interface Taps {
+export interface Taps {
   n: number;
   index: Int32Array;
   weight: Float64Array;
@@ -304,19 +304,43 @@ function optionalValues(t: Tensor | undefined): number[] | undefined {
   return t && t.size > 0 ? Array.from(t.data as ArrayLike<number>) : undefined;
 }
 
-function resizeEval(ctx: EvalContext): Tensor[] {
-  const x = ctx.inputs[0]!;
-  if (x.dtype === 'string' || x.dtype === 'bool') throw new UserError(`Resize is not defined for ${x.dtype}`, { node: ctx.node.label });
+/** One resized axis of a Resize plan: its per-output-coordinate taps. */
+export interface ResizeAxis {
+  axis: number;
+  inLen: number;
+  outLen: number;
+  taps: Taps;
+}
+
+export interface ResizePlan {
+  outShape: number[];
+  extrapolation: number;
+  /** The axes that change the data (identity axes dropped), last axis first (application order). */
+  axes: ResizeAxis[];
+}
+
+/**
+ * The separable plan of a Resize node on an input of shape `inShape`, given its roi, scales and
+ * sizes inputs (absent or empty allowed): output shape and per-axis taps computed in float64,
+ * exactly as the reference evaluation applies them. Shared with the kernel lowering.
+ */
+export function resizePlan(
+  ctx: Ctx & { attrs: InferContext['attrs'] },
+  inShape: readonly number[],
+  roiT: Tensor | undefined,
+  scalesT: Tensor | undefined,
+  sizesT: Tensor | undefined,
+): ResizePlan {
   const attrs = readAttrs(ctx);
-  const r = x.rank;
+  const r = inShape.length;
   const axes = axesOf(ctx, attrs, r);
-  const scales = optionalValues(ctx.inputs[2]);
-  const sizes = optionalValues(ctx.inputs[3]);
+  const scales = optionalValues(scalesT);
+  const sizes = optionalValues(sizesT);
   if (scales && sizes) throw new UserError(`only one of scales and sizes may be given`, { node: ctx.node.label });
-  const { outShape, scale } = plan(ctx, attrs, x.shape, axes, scales, sizes);
+  const { outShape, scale } = plan(ctx, attrs, inShape, axes, scales, sizes);
   const roiStart = new Array<number>(r).fill(0);
   const roiEnd = new Array<number>(r).fill(1);
-  const roi = attrs.coord === 'tf_crop_and_resize' ? optionalValues(ctx.inputs[1]) : undefined;
+  const roi = attrs.coord === 'tf_crop_and_resize' ? optionalValues(roiT) : undefined;
   if (roi) {
     if (roi.length !== 2 * axes.length)
       throw new UserError(`roi has ${roi.length} values, expected ${2 * axes.length}`, { node: ctx.node.label });
@@ -325,18 +349,29 @@ function resizeEval(ctx: EvalContext): Tensor[] {
       roiEnd[d] = roi[axes.length + i]!;
     });
   }
+  const steps: ResizeAxis[] = [];
+  for (let d = r - 1; d >= 0; d--) {
+    if (!axes.includes(d) && outShape[d] === inShape[d]) continue;
+    if (inShape[d] === 0 && outShape[d]! > 0) throw new UserError(`cannot resize an empty axis ${d} to ${outShape[d]}`, { node: ctx.node.label });
+    const taps = axisTaps(attrs, inShape[d]!, outShape[d]!, scale[d]!, roiStart[d]!, roiEnd[d]!);
+    if (isIdentity(taps, inShape[d]!, outShape[d]!)) continue;
+    steps.push({ axis: d, inLen: inShape[d]!, outLen: outShape[d]!, taps });
+  }
+  return { outShape, extrapolation: attrs.extrapolation, axes: steps };
+}
+
+function resizeEval(ctx: EvalContext): Tensor[] {
+  const x = ctx.inputs[0]!;
+  if (x.dtype === 'string' || x.dtype === 'bool') throw new UserError(`Resize is not defined for ${x.dtype}`, { node: ctx.node.label });
+  const p = resizePlan(ctx, x.shape, ctx.inputs[1], ctx.inputs[2], ctx.inputs[3]);
   let cur: Float64Array = Float64Array.from(x.data as ArrayLike<number>);
   const shape = x.shape.slice();
-  for (let d = r - 1; d >= 0; d--) {
-    if (!axes.includes(d) && outShape[d] === shape[d]) continue;
-    if (shape[d] === 0 && outShape[d]! > 0) throw new UserError(`cannot resize an empty axis ${d} to ${outShape[d]}`, { node: ctx.node.label });
-    const taps = axisTaps(attrs, shape[d]!, outShape[d]!, scale[d]!, roiStart[d]!, roiEnd[d]!);
-    if (isIdentity(taps, shape[d]!, outShape[d]!)) continue;
-    cur = applyAxis(cur, shape, d, taps, outShape[d]!, attrs.extrapolation);
-    shape[d] = outShape[d]!;
+  for (const s of p.axes) {
+    cur = applyAxis(cur, shape, s.axis, s.taps, s.outLen, p.extrapolation);
+    shape[s.axis] = s.outLen;
   }
   if (isInteger(x.dtype)) for (let i = 0; i < cur.length; i++) cur[i] = Math.trunc(cur[i]!);
-  return [Tensor.from(x.dtype, outShape, cur)];
+  return [Tensor.from(x.dtype, p.outShape, cur)];
 }
 
 function resizeInfer(ctx: InferContext): TypeInfo[] {
