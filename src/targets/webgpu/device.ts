@@ -8,23 +8,12 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { UserError } from '../../ir/errors.js';
+import { type WebGPUDevice, deviceFromGpu } from './gpu-device.js';
+
+export { acquireBrowserDevice, deviceFromGpu, type WebGPUDevice } from './gpu-device.js';
 
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 export const INSTALL_HINT = 'apt-get install chromium libvulkan1';
-
-export interface WebGPUDevice {
-  device: GPUDevice;
-  /** Adapter description for messages and reports. */
-  description: string;
-  /** Destroys the device (a Node process holding a device may not exit otherwise). */
-  destroy(): void;
-  /**
-   * The GPU instance and adapter, held for as long as the device lives: in Node, if the garbage
-   * collector finalizes Dawn's instance while its device is in use, the process crashes.
-   */
-  readonly instance: GPU;
-  readonly adapter: GPUAdapter;
-}
 
 interface WebGPUModule {
   create(options: string[]): GPU;
@@ -61,29 +50,8 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<WebGPUDe
     const dawn = await loadDawn();
     gpu = dawn.create(opts.dawnOptions ?? ['backend=vulkan']);
   }
-  const adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined);
-  if (!adapter)
-    throw new UserError(
-      `no WebGPU adapter found (no GPU and no SwiftShader driver at ${SWIFTSHADER_ICD}); install one with: ${INSTALL_HINT}`,
-    );
-  const device = await adapter.requestDevice({
-    requiredLimits: {
-      maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage,
-      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
-      maxBufferSize: adapter.limits.maxBufferSize,
-    },
+  return deviceFromGpu(gpu, {
+    powerPreference: opts.powerPreference,
+    noAdapterMessage: `no WebGPU adapter found (no GPU and no SwiftShader driver at ${SWIFTSHADER_ICD}); install one with: ${INSTALL_HINT}`,
   });
-  const info = adapter.info;
-  const description = [info?.vendor, info?.architecture, info?.device, info?.description].filter((s) => s).join(' ') || 'WebGPU adapter';
-  let destroyed = false;
-  return {
-    device,
-    description,
-    instance: gpu,
-    adapter,
-    destroy: () => {
-      if (!destroyed) device.destroy();
-      destroyed = true;
-    },
-  };
 }
