@@ -15,6 +15,7 @@ import type { Launch } from '../codegen/kernel.js';
 import type { KernelBackend } from '../codegen/run-graph.js';
 import { runGraphOnBackend } from '../codegen/run-graph.js';
 import { renderKernel } from '../codegen/wgsl/kernel.js';
+import { commentSafe, identifier } from '../codegen/names.js';
 import type { OpRegistry } from '../ir/registry.js';
 import { Tensor } from '../ir/tensor.js';
 import type { DeviceProgram } from '../passes/sharding/lower.js';
@@ -23,21 +24,12 @@ import { collectiveCall } from '../targets/webgpu/collectives.js';
 
 export const DEVICE_KERNELS_FILE = 'kernels.wgsl';
 
-/** A WGSL identifier from a model name: [A-Za-z0-9_], not starting with a digit or `__`. */
+/** A WGSL identifier from a model name (src/codegen/names.ts). */
 export function wgslIdentifier(name: string): string {
-  let s = name.replace(/[^A-Za-z0-9_]+/g, '_').replace(/_+/g, '_').replace(/^_+|_+$/g, '');
-  if (s === '') s = 'kernel';
-  if (/^[0-9]/.test(s)) s = `k_${s}`;
-  return s;
+  return identifier(name, 'k');
 }
 
-/** Text safe inside a WGSL line or block comment: one line, no `*\/`, `/*` or `//` sequences. */
-export function commentSafe(text: string): string {
-  return JSON.stringify(text)
-    .replace(/[\u2028\u2029\u0085]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
-    .replace(/\*\//g, '*\\/')
-    .replace(/\/\*/g, '/\\*');
-}
+export { commentSafe };
 
 interface Recorded {
   code: string;
