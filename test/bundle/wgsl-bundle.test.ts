@@ -115,6 +115,13 @@ describe('verify --target wgsl --mesh', () => {
     expect(doc.reference).toMatchObject({ kind: 'onnxruntime', ok: true });
   });
 
+  it('without --mesh runs one WebGPU device and compares it with the CPU run', async () => {
+    const r = await cli('verify', GPT_TINY, '--dim', 'batch=1,sequence=8', '--target', 'wgsl', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ target: 'wgsl', devices: 1, ok: true });
+  });
+
   it('exit 3 when the sharded WebGPU run is held to an impossible tolerance', async () => {
     const r = await cli('verify', GPT_TINY, '--mesh', 'tp=2', '--strategy', 'megatron', '--dim', 'batch=1,sequence=8', '--target', 'wgsl', '--shard-rtol', '0', '--shard-atol', '0');
     expect(r.code).toBe(3);

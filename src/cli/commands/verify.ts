@@ -7,7 +7,8 @@
  * With `--mesh M [--strategy S]` the model is sharded and run on simulated devices
  * (src/verify/sharded.ts); the sharded outputs are compared with the unsharded CPU run
  * (--shard-rtol/--shard-atol, default 1e-5/1e-6) and with the test data or onnxruntime-node
- * (--rtol/--atol). The JSON report holds both comparisons.
+ * (--rtol/--atol). The JSON report holds both comparisons. `--target wgsl` runs the (sharded)
+ * programs on WebGPU devices; without --mesh it is one device (mesh tp=1).
  */
 import { Command } from 'commander';
 import { UserError, VerificationError } from '../../ir/errors.js';
@@ -42,15 +43,17 @@ export function verifyCommand(ctx: CliContext, state: CommandState): Command {
       parseDims(v, prev),
     )
     .option('--seed <N>', 'seed of the random inputs', parseInteger('--seed'), 0)
-    .option('--target <target>', 'cpu, or wgsl with --mesh (the sharded run on WebGPU devices)', 'cpu')
+    .option('--target <target>', 'cpu, or wgsl (WebGPU devices; one device without --mesh)', 'cpu')
     .option('--mesh <mesh>', 'verify a sharded run on simulated devices, e.g. tp=4 or dp=2,tp=2')
     .option('--strategy <strategy>', 'sharding strategy for --mesh: megatron, sequence, summa2d, expert, pipeline, data, auto, or a spec .json file')
     .option('--shard-rtol <R>', 'relative tolerance of sharded vs unsharded', parseNonNegative('--shard-rtol'), SHARDED_TOLERANCE.rtol)
     .option('--shard-atol <A>', 'absolute tolerance of sharded vs unsharded', parseNonNegative('--shard-atol'), SHARDED_TOLERANCE.atol)
     .option('--json', 'print one JSON document')
     .action(async (modelPath: string, opts: VerifyCliOptions, command: Command) => {
-      const target = opts.target === 'wgsl' && opts.mesh !== undefined ? 'wgsl' : requireCpuTarget(opts.target);
+      const target = opts.target === 'wgsl' ? 'wgsl' : requireCpuTarget(opts.target);
       if (opts.strategy !== undefined && opts.mesh === undefined) throw new UserError(`--strategy needs --mesh`);
+      // --target wgsl without --mesh: one WebGPU device (mesh tp=1), compared the same way.
+      if (target === 'wgsl' && opts.mesh === undefined) opts.mesh = 'tp=1';
       if (opts.mesh !== undefined) {
         const report = await verifySharded(modelPath, {
           registry: createCoreRegistry(),
