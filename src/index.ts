@@ -50,3 +50,17 @@ export { partitionModel, type PartitionOptions, type PartitionResult } from './b
 export { readBundle, loadBundlePrograms } from './bundle/read.js';
 export { explainBundle, formatExplanation } from './bundle/explain.js';
 export { verifySharded, type ShardedVerifyOptions, type ShardedVerifyReport } from './verify/sharded.js';
+// Kernel IR and host programs (ahead-of-time device programs; the generated host.ts calls a HostRuntime)
+export type { Kernel, KernelBody, Launch } from './codegen/kernel.js';
+export type { HostProgram, HostRuntime, HostStep, DispatchStep, CollectiveStep, HostBuffer, HostSlot, HostTensorRef } from './codegen/host/program.js';
+export { generateHostModule, emitHostJs } from './codegen/host/generate.js';
+export { readHostProgram, checkHostInputs } from './bundle/host-program.js';
+export { renderKernel as renderWgslKernel } from './codegen/wgsl/kernel.js';
+export { identifier, IdentifierTable, commentSafe, stringLiteral } from './codegen/names.js';
+export { recordHostProgram } from './codegen/host/record.js';
+export { planMemory, memoryStats } from './codegen/host/memory.js';
+export { fuseHostProgram, fuseLaunches, dispatchCount } from './codegen/fuse.js';
+export { runHostProgramCpu, runHostProgramsCpu } from './codegen/host/cpu-run.js';
+// WebGPU runtime
+export { WebGPUSession } from './targets/webgpu/session.js';
+export { WebGPUMeshSession } from './targets/webgpu/mesh-session.js';

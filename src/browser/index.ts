@@ -18,8 +18,10 @@ import { defaultPipeline } from '../passes/manager.js';
 import { runGraphOnBackend } from '../codegen/run-graph.js';
 import { WebGPUBackend } from '../targets/webgpu/backend.js';
 import { type WebGPUDevice, acquireBrowserDevice } from '../targets/webgpu/gpu-device.js';
+import { prepareGraph } from '../bench/prepared.js';
+import type { Profile } from '../bench/profile.js';
 
-export { Tensor, UserError, acquireBrowserDevice, type Model, type WebGPUDevice };
+export { Tensor, UserError, acquireBrowserDevice, type Model, type Profile, type WebGPUDevice };
 
 /** A tensor as plain data (what crosses a page boundary or comes from user code). */
 export interface TensorData {
@@ -134,4 +136,48 @@ export async function runModel(model: Model, feeds: Readonly<Record<string, Tens
   } finally {
     session.destroy();
   }
+}
+
+/** A model ready for timed runs on the page's GPU (see src/bench/prepared.ts). */
+export interface PreparedBrowserModel {
+  /** 'interpretive' (kernel runner) or 'compiled' (host program session). */
+  readonly engine: string;
+  readonly adapter: string;
+  /** CPU inputs in, CPU outputs back (graph output order). */
+  run(feeds: Readonly<Record<string, TensorData | Tensor>>): Promise<Record<string, TensorData>>;
+  /** One profiled run: outputs and per-kernel times. */
+  profile(feeds: Readonly<Record<string, TensorData | Tensor>>): Promise<{ outputs: Record<string, TensorData>; profile: Profile }>;
+  dispose(): void;
+}
+
+/**
+ * Imports ONNX bytes, optimises the graph (default pass pipeline) and prepares it on the page's
+ * GPU (or `opts.device`) for repeated runs — the single entry point `shardc bench --browser` times.
+ * The compiled engine (default) records a host program for the input shapes of the first run.
+ */
+export async function prepareModel(
+  bytes: Uint8Array,
+  opts: { device?: WebGPUDevice; name?: string; engine?: 'compiled' | 'interpretive'; fuse?: boolean } = {},
+): Promise<PreparedBrowserModel> {
+  const model = importModelBytes(bytes, opts.name);
+  const registry = createCoreRegistry();
+  const missing = unsupportedOps(model.graph, registry);
+  if (missing.length) throw new UserError(`unsupported ops: ${missing.map((m) => m.op).join(', ')}`, { file: model.file });
+  defaultPipeline({ registry }).run(model.graph);
+  const gpu = opts.device ?? (await acquireBrowserDevice());
+  const prepared = await prepareGraph(model.graph, gpu, { registry, ownsDevice: !opts.device, engine: opts.engine, fuse: opts.fuse });
+  const toMap = (feeds: Readonly<Record<string, TensorData | Tensor>>): Map<string, Tensor> =>
+    new Map(Object.entries(feeds).map(([name, t]) => [name, t instanceof Tensor ? t : Tensor.from(t.dtype, t.shape, t.data)]));
+  const toRecord = (out: Map<string, Tensor>): Record<string, TensorData> =>
+    Object.fromEntries([...out].map(([name, t]) => [name, { dtype: t.dtype, shape: [...t.shape], data: t.data as ArrayLike<number> }]));
+  return {
+    engine: prepared.engine,
+    adapter: prepared.adapter,
+    run: async (feeds) => toRecord(await prepared.run(toMap(feeds))),
+    async profile(feeds) {
+      const r = await prepared.profile(toMap(feeds));
+      return { outputs: toRecord(r.outputs), profile: r.profile };
+    },
+    dispose: () => prepared.dispose(),
+  };
 }

@@ -21,8 +21,8 @@ import { sha256Hex } from './canonical.js';
 import { checkMeshFits } from './fit.js';
 import { resolveStrategy, type StrategyChoice } from './strategy.js';
 import { type BundleTarget, isBundleDir, writeBundle } from './write.js';
-import { utf8 } from './canonical.js';
-import { DEVICE_KERNELS_FILE, deviceKernelsWgsl } from './wgsl.js';
+import { deviceWgslFiles } from './wgsl.js';
+import { cudaBundleFiles, deviceCudaFiles } from './cuda.js';
 
 export interface ShardedModel {
   plan: ShardPlan;
@@ -77,6 +77,8 @@ export interface PartitionOptions {
   /** Test hooks for the atomic write. */
   writeHooks?: Pick<AtomicWriteOptions, 'beforeFile' | 'beforeRename'>;
   env?: Readonly<Record<string, string | undefined>>;
+  /** Bundle-level target files (set by partitionModelForTarget for cuda). */
+  bundleFiles?: ReadonlyMap<string, Uint8Array>;
 }
 
 export interface PartitionResult {
@@ -87,15 +89,18 @@ export interface PartitionResult {
 }
 
 /**
- * `partition` for any target: wgsl bundles also get device-<r>/kernels.wgsl (found by a dry run of
- * each program's lowering, which is asynchronous).
+ * `partition` for any target: wgsl bundles also get, per device, the ahead-of-time host program
+ * and what is generated from it (kernels.wgsl, host-program.json, constants.safetensors, host.ts,
+ * host.js; src/bundle/wgsl.ts).
  */
 export async function partitionModelForTarget(modelPath: string, opts: PartitionOptions): Promise<PartitionResult> {
+  if (opts.target === 'cuda') return partitionCuda(modelPath, opts);
   if (opts.target !== 'wgsl') return partitionModel(modelPath, opts);
   const registry = opts.registry ?? createCoreRegistry();
+  const mesh = DeviceMesh.parse(opts.mesh);
   return partitionModel(modelPath, { ...opts, registry }, async (programs) => {
     const files = new Map<number, Map<string, Uint8Array>>();
-    for (const p of programs) files.set(p.device, new Map([[DEVICE_KERNELS_FILE, utf8(await deviceKernelsWgsl(p, registry))]]));
+    for (const p of programs) files.set(p.device, deviceWgslFiles(p, { registry, mesh, bindings: opts.bindings }));
     return files;
   });
 }
@@ -130,6 +135,7 @@ export function partitionModel(
       strategySpec: strategy.spec,
       target: opts.target,
       deviceFiles: files,
+      bundleFiles: opts.bundleFiles,
       shardcVersion: opts.shardcVersion,
       env: opts.env,
     },
@@ -138,4 +144,13 @@ export function partitionModel(
   return { bundle: opts.out, manifestSha256: built.manifestSha256, devices: programs.length, collectives: plan.collectives.length };
   };
   return deviceFiles ? deviceFiles(programs).then(write) : write();
+}
+
+/** cuda bundles: per device kernels.cu, program.txt, constants.safetensors; CMake project and runtime (src/bundle/cuda.ts). */
+function partitionCuda(modelPath: string, opts: PartitionOptions): Promise<PartitionResult> {
+  const registry = opts.registry ?? createCoreRegistry();
+  const mesh = DeviceMesh.parse(opts.mesh);
+  const bundleFiles = cudaBundleFiles(Array.from({ length: mesh.deviceCount }, (_, device) => ({ device })), { mesh: mesh.toString(), model: basename(modelPath) });
+  return partitionModel(modelPath, { ...opts, registry, bundleFiles }, async (programs) =>
+    new Map(programs.map((p) => [p.device, deviceCudaFiles(p, { registry, mesh, bindings: opts.bindings })])));
 }

@@ -6,7 +6,9 @@
 import type { OpRegistry } from '../ir/registry.js';
 import type { Tensor } from '../ir/tensor.js';
 import { runSpmd } from '../targets/cpu/spmd.js';
-import { runSpmdWebGPU } from '../targets/webgpu/spmd.js';
+import { runMeshOnWebGPU } from '../targets/webgpu/mesh-session.js';
+import { scatterFeed } from '../targets/cpu/spmd.js';
+import { checkHostInputs, readHostProgram } from './host-program.js';
 import { bundleShardPlan, loadBundlePrograms, readBundle } from './read.js';
 import { UserError } from '../ir/errors.js';
 import { unsupportedOps } from '../onnx/import.js';
@@ -43,7 +45,20 @@ export function loadBundleForRun(dir: string, registry: OpRegistry): BundleRun {
     },
     async runOnTarget(feeds) {
       if (target === 'cpu') return this.run(feeds);
-      const r = await runSpmdWebGPU(programs, b.mesh, feeds, { registry, plan });
+      // The bundle's ahead-of-time host programs (fused, memory-planned at partition time), checked
+      // against the device-local inputs; all logical devices share one GPUDevice.
+      const hostPrograms = b.manifest.devices.every((d) => d.host) ? programs.map((p) => readHostProgram(dir, p.device)) : undefined;
+      if (hostPrograms) {
+        const globals = new Map(plan.graph.inputs.map((v) => [v.name, v]));
+        programs.forEach((p, d) => {
+          const local = p.graph.inputs.flatMap((v) => {
+            const t = scatterFeed(v, feeds, globals, b.mesh, d);
+            return t ? [{ name: v.name, dtype: t.dtype, shape: t.shape }] : [];
+          });
+          checkHostInputs(hostPrograms[d]!, local, b.manifest.bindings ?? {});
+        });
+      }
+      const r = await runMeshOnWebGPU(programs, b.mesh, plan, feeds, { registry, hostPrograms });
       return plan.graph.outputs.map((o) => ({ name: o.name, tensor: r.outputs.get(o.name)! }));
     },
   };

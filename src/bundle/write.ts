@@ -7,6 +7,8 @@
  *   report.json, report.html      per-device estimates and every collective with its reason
  *   device-<r>/model.onnx         the device's local graph (collectives in domain shardc.collective)
  *   device-<r>/weights.safetensors  its weights, referenced from model.onnx as external data
+ * and for target wgsl also, per device (src/bundle/wgsl.ts), its ahead-of-time host program:
+ *   device-<r>/kernels.wgsl, host-program.json, constants.safetensors, host.ts, host.js
  * Every JSON file has sorted keys; nothing depends on time or paths unless SOURCE_DATE_EPOCH is set
  * (then manifest.json records it as `created`), so the same model and options give the same bytes.
  */
@@ -32,7 +34,7 @@ export const REPORT_FILE = 'report.json';
 export const REPORT_HTML_FILE = 'report.html';
 
 /** What a bundle is for: the simulated CPU runtime, or WebGPU (per-device kernels.wgsl). */
-export type BundleTarget = 'cpu' | 'wgsl';
+export type BundleTarget = 'cpu' | 'wgsl' | 'cuda';
 
 export interface BundleFileEntry {
   path: string;
@@ -51,8 +53,11 @@ export interface Manifest {
   strategySpec?: { file: string; sha256: string };
   target: BundleTarget;
   bindings: Record<string, number>;
-  /** `kernels`: device-<r>/kernels.wgsl of a wgsl bundle. */
-  devices: { device: number; coords: number[]; model: string; weights: string; kernels?: string }[];
+  /**
+   * `kernels`: device-<r>/kernels.wgsl of a wgsl bundle; `host`: its ahead-of-time host program
+   * (device-<r>/host-program.json; host.ts and host.js beside it), compiled for `bindings`.
+   */
+  devices: { device: number; coords: number[]; model: string; weights: string; kernels?: string; host?: string }[];
   /** Every other file of the bundle, sorted by path. */
   files: BundleFileEntry[];
   /** From SOURCE_DATE_EPOCH when set (ISO 8601); absent otherwise. */
@@ -73,6 +78,8 @@ export interface BundleInput {
   target: BundleTarget;
   /** Per device, target files besides model and weights (wgsl: kernels.wgsl), by file name. */
   deviceFiles?: ReadonlyMap<number, ReadonlyMap<string, Uint8Array>>;
+  /** Bundle-level target files by path (cuda: CMakeLists.txt, devices.cpp, runtime/*, README.md). */
+  bundleFiles?: ReadonlyMap<string, Uint8Array>;
   shardcVersion: string;
   /** Environment to read SOURCE_DATE_EPOCH from (default process.env). */
   env?: Readonly<Record<string, string | undefined>>;
@@ -106,6 +113,7 @@ export function buildBundleFiles(input: BundleInput): BuiltBundle {
     files.push({ path: devicePath(p.device, DEVICE_WEIGHTS_FILE), parts: weights.parts });
     for (const [file, bytes] of input.deviceFiles?.get(p.device) ?? []) files.push({ path: devicePath(p.device, file), parts: [bytes] });
   }
+  for (const [path, bytes] of input.bundleFiles ?? []) files.push({ path, parts: [bytes] });
   const schedule: Schedule = {
     order: 'program',
     devices: ordered.map((p) => deviceSchedule(p.graph, p.device, p.coords, mesh, devicePath(p.device, DEVICE_MODEL_FILE))),
@@ -134,6 +142,8 @@ export function buildBundleFiles(input: BundleInput): BuiltBundle {
       model: devicePath(p.device, DEVICE_MODEL_FILE),
       weights: devicePath(p.device, DEVICE_WEIGHTS_FILE),
       ...(input.deviceFiles?.get(p.device)?.has('kernels.wgsl') ? { kernels: devicePath(p.device, 'kernels.wgsl') } : {}),
+      ...(input.deviceFiles?.get(p.device)?.has('kernels.cu') ? { kernels: devicePath(p.device, 'kernels.cu') } : {}),
+      ...(input.deviceFiles?.get(p.device)?.has('host-program.json') ? { host: devicePath(p.device, 'host-program.json') } : {}),
     })),
     files: files.map((f) => ({ path: f.path, sha256: sha256Hex(...f.parts), bytes: f.parts.reduce((n, x) => n + x.length, 0) })),
     created: sourceDateEpoch(input.env ?? process.env),

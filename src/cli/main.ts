@@ -8,11 +8,11 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError, VerificationError } from '../ir/errors.js';
+import { benchCommand } from './commands/bench.js';
 import { conformanceCommand } from './commands/conformance.js';
 import { demoCommand } from './commands/demo.js';
 import { explainCommand } from './commands/explain.js';
 import { inspectCommand } from './commands/inspect.js';
-import { notImplementedCommands } from './commands/not-implemented.js';
 import { partitionCommand } from './commands/partition.js';
 import { runCommand } from './commands/run.js';
 import { verifyCommand } from './commands/verify.js';
@@ -56,7 +56,7 @@ export function buildProgram(ctx: CliContext, state: CommandState): Command {
     explainCommand,
     conformanceCommand,
     demoCommand,
-    ...notImplementedCommands,
+    benchCommand,
   ];
   for (const make of factories) {
     const cmd = make(ctx, state).exitOverride();

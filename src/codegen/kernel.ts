@@ -59,8 +59,15 @@ export interface MapBody {
 
 export interface MatmulBody {
   kind: 'matmul';
-  /** Tile edge (workgroup is tile × tile). */
+  /** Tile edge (workgroup is tile × tile invocations; also the K step of the blocked kernel). */
   tile: number;
+  /**
+   * Register blocking (default 1): each invocation computes block × block outputs, so one
+   * workgroup covers a (tile·block) × (tile·block) output tile and the dispatch is
+   * ceil(N / (tile·block)) × ceil(M / (tile·block)) × batch workgroups. Semantics (what is
+   * stored where) do not depend on it; it only says how the work is split.
+   */
+  block?: number;
   batch: Expr;
   m: Expr;
   n: Expr;
@@ -183,7 +190,10 @@ export function dispatchSize(l: Launch, maxPerDim = 65535): [number, number, num
   const v = (e: Expr): number => evalHostInt(e, l.params);
   let groups: number;
   if (b.kind === 'map') groups = Math.ceil(v(b.count) / l.kernel.workgroupSize);
-  else if (b.kind === 'matmul') return [Math.ceil(v(b.n) / b.tile), Math.ceil(v(b.m) / b.tile), v(b.batch)];
+  else if (b.kind === 'matmul') {
+    const edge = b.tile * (b.block ?? 1);
+    return [Math.ceil(v(b.n) / edge), Math.ceil(v(b.m) / edge), v(b.batch)];
+  }
   else groups = v(b.rows);
   if (groups <= maxPerDim) return [groups, 1, 1];
   return [maxPerDim, Math.ceil(groups / maxPerDim), 1];

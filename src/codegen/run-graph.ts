@@ -17,7 +17,7 @@ import { Tensor } from '../ir/tensor.js';
 import type { ScalarType } from './expr.js';
 import { deviceType } from './index-map.js';
 import type { Launch } from './kernel.js';
-import { type LowerContext, type LowerValue, type LoweringTable, createLoweringTable } from './lower/index.js';
+import { type LaunchSpec, type LowerContext, type LowerRow, type LoweringTable, createLoweringTable } from './lower/index.js';
 
 /** What a runtime provides to run kernels. Buffers are opaque to the driver. */
 export interface KernelBackend<B> {
@@ -120,6 +120,73 @@ export async function runGraphOnBackend<B>(
   }
 }
 
+/** A node input as `planNode` sees it: type, and the value when it lives on the host. */
+export interface PlanInput {
+  dtype: DType;
+  shape: number[];
+  host?: Tensor;
+}
+
+/**
+ * What running one node means, decided from its inputs' types and host values alone (shared by
+ * the interpretive runner and the ahead-of-time recorder, codegen/host/record.ts):
+ * - `host`: outputs computed on the host (every input on the host, or a shape-only lowering);
+ * - `view`: output `output` is input `input`'s buffer with a new type;
+ * - `kernels`: launches writing fresh output buffers of the given types.
+ * Inputs listed in the row's `hostInputs` must be on the host already (`loweringRow` gives them).
+ */
+export type NodePlan =
+  | { kind: 'host'; outputs: (Tensor | undefined)[]; folded: boolean }
+  | { kind: 'view'; input: number; output: number; type: { dtype: DType; shape: number[] } }
+  | { kind: 'kernels'; outputs: { dtype: DType; shape: number[] }[]; launches: LaunchSpec[] };
+
+/** The lowering row of a node; a UserError when the kernel targets have none. */
+export function loweringRow(node: Node, table: LoweringTable): LowerRow {
+  const row = table.get(node.op, node.domain);
+  if (!row) throw new UserError(`unsupported op ${node.op} on the kernel targets (no lowering row)`, { node: node.label });
+  return row;
+}
+
+/** Output types of a node from its op's shape inference; a UserError when one is not static. */
+export function inferNodeOutputs(node: Node, registry: OpRegistry, inputs: readonly (PlanInput | undefined)[]): { dtype: DType; shape: number[] }[] {
+  const def = registry.forNode(node);
+  const types = def.infer({
+    node,
+    attrs: node.attrs,
+    inputs: inputs.map((s) => (s ? { dtype: s.dtype, shape: s.shape } : undefined)),
+    constant: (k) => inputs[k]?.host,
+  });
+  return types.map((t, k) => {
+    if (!t.shape || !isStatic(t.shape))
+      throw new UserError(`unsupported op ${node.op} on the kernel targets: output ${k} has a data-dependent shape`, { node: node.label });
+    checkDeviceDtype(t.dtype, { node: node.label });
+    return { dtype: t.dtype, shape: t.shape };
+  });
+}
+
+export function planNode(node: Node, table: LoweringTable, registry: OpRegistry, inputs: readonly (PlanInput | undefined)[]): NodePlan {
+  const row = loweringRow(node, table);
+  const def = registry.forNode(node);
+  const evaluate = (xs: (Tensor | undefined)[]): Tensor[] => {
+    try {
+      return def.evaluate({ node, attrs: node.attrs, inputs: xs });
+    } catch (e) {
+      throw e instanceof UserError ? e.at({ node: node.label }) : e;
+    }
+  };
+  // Everything on the host already: fold there (shape math, constant subgraphs).
+  if (inputs.every((s) => !s || s.host)) return { kind: 'host', outputs: evaluate(inputs.map((s) => s?.host)), folded: true };
+
+  const outputs = inferNodeOutputs(node, registry, inputs);
+  const ctx: LowerContext = { node, attrs: node.attrs, inputs: inputs.map((s) => (s ? { dtype: s.dtype, shape: s.shape, host: s.host } : undefined)), outputs };
+  const lowered = row.lower(ctx);
+  // Host shape math that reads only shapes (Shape, Size): evaluate on placeholders.
+  if (lowered.kind === 'host')
+    return { kind: 'host', outputs: evaluate(inputs.map((s) => (s ? (s.host ?? Tensor.zeros(s.dtype, s.shape)) : undefined))), folded: false };
+  if (lowered.kind === 'view') return { kind: 'view', input: lowered.input, output: lowered.output ?? 0, type: outputs[lowered.output ?? 0]! };
+  return { kind: 'kernels', outputs, launches: lowered.launches };
+}
+
 async function runNode<B>(
   node: Node,
   table: LoweringTable,
@@ -131,64 +198,33 @@ async function runNode<B>(
   backend: KernelBackend<B>,
   live: Set<{ buf: B; refs: number }>,
 ): Promise<void> {
-  const row = table.get(node.op, node.domain);
-  if (!row) throw new UserError(`unsupported op ${node.op} on the kernel targets (no lowering row)`, { node: node.label });
-  const def = opts.registry.forNode(node);
+  const row = loweringRow(node, table);
   const slots = node.inputs.map((v) => (v ? slotOf(v) : undefined));
   for (const k of row.hostInputs ?? []) if (slots[k] && !slots[k]!.host) await toHost(slots[k]!);
 
-  const setOutputs = (tensors: Tensor[]): void =>
+  const setOutputs = (tensors: readonly (Tensor | undefined)[]): void =>
     node.outputs.forEach((v, k) => {
       const t = tensors[k];
       if (t && v.name !== '') env.set(v, { dtype: t.dtype, shape: [...t.shape], host: t });
     });
-  const evalHost = async (): Promise<void> => {
-    const inputs = await Promise.all(slots.map((s) => (s ? toHost(s) : undefined)));
-    try {
-      setOutputs(def.evaluate({ node, attrs: node.attrs, inputs }));
-    } catch (e) {
-      throw e instanceof UserError ? e.at({ node: node.label }) : e;
-    }
-  };
-  // Everything on the host already: fold there (shape math, constant subgraphs).
-  if (slots.every((s) => !s || s.host)) {
-    await evalHost();
+  const plan = planNode(node, table, opts.registry, slots.map((s) => (s ? { dtype: s.dtype, shape: s.shape, host: s.host } : undefined)));
+  if (plan.kind === 'host') {
+    setOutputs(plan.outputs);
     opts.onNode?.(node, 'host');
     return;
   }
-
-  const inputs: (LowerValue | undefined)[] = slots.map((s) => (s ? { dtype: s.dtype, shape: s.shape, host: s.host } : undefined));
-  const types = def.infer({
-    node,
-    attrs: node.attrs,
-    inputs: inputs.map((s) => (s ? { dtype: s.dtype, shape: s.shape } : undefined)),
-    constant: (k) => inputs[k]?.host,
-  });
-  const outputs = types.map((t, k) => {
-    if (!t.shape || !isStatic(t.shape))
-      throw new UserError(`unsupported op ${node.op} on the kernel targets: output ${k} has a data-dependent shape`, { node: node.label });
-    checkDeviceDtype(t.dtype, { node: node.label });
-    return { dtype: t.dtype, shape: t.shape };
-  });
-  const ctx: LowerContext = { node, attrs: node.attrs, inputs, outputs };
-  const lowered = row.lower(ctx);
-
-  if (lowered.kind === 'host') {
-    // Host shape math that reads only shapes (Shape, Size): evaluate on placeholders.
-    setOutputs(def.evaluate({ node, attrs: node.attrs, inputs: slots.map((s) => (s ? (s.host ?? Tensor.zeros(s.dtype, s.shape)) : undefined)) }));
-    opts.onNode?.(node, 'host');
-    return;
-  }
-  if (lowered.kind === 'view') {
-    const src = slots[lowered.input]!;
-    const o = outputs[lowered.output ?? 0]!;
-    const v = node.outputs[lowered.output ?? 0]!;
-    const dev = upload(src, node.inputs[lowered.input]!.name);
+  if (plan.kind === 'view') {
+    const src = slots[plan.input]!;
+    const o = plan.type;
+    const v = node.outputs[plan.output]!;
+    const dev = upload(src, node.inputs[plan.input]!.name);
     dev.refs++;
     env.set(v, { dtype: o.dtype, shape: o.shape, dev, host: src.host?.reshape(o.shape) });
     opts.onNode?.(node, 'view');
     return;
   }
+  const outputs = plan.outputs;
+  const lowered = { launches: plan.launches };
   // Kernels: fresh output buffers, inputs uploaded on first use.
   const bufs: Record<string, B> = {};
   outputs.forEach((o, k) => {

@@ -20,7 +20,7 @@ import { DeviceMesh } from '../passes/sharding/mesh.js';
 import type { ShardingRuleRegistry } from '../passes/sharding/rule.js';
 import { runGraph } from '../targets/cpu/interpreter.js';
 import { runSpmd } from '../targets/cpu/spmd.js';
-import { runSpmdWebGPU } from '../targets/webgpu/spmd.js';
+import { runMeshOnWebGPU } from '../targets/webgpu/mesh-session.js';
 import { checkMeshFits } from '../bundle/fit.js';
 import { resolveStrategy } from '../bundle/strategy.js';
 import { type Tolerance, compareTensors } from './compare.js';
@@ -114,7 +114,7 @@ export async function verifySharded(modelPath: string, opts: ShardedVerifyOption
   const programs = lowerPlan(plan, { registry: opts.registry, rules: opts.rules });
   const sharded =
     opts.target === 'wgsl'
-      ? (await runSpmdWebGPU(programs, mesh, feeds, { registry: opts.registry, plan })).outputs
+      ? (await runMeshOnWebGPU(programs, mesh, plan, feeds, { registry: opts.registry })).outputs
       : runSpmd(programs, mesh, feeds, { registry: opts.registry, plan }).outputs;
 
   const { expected, kind } = await referenceOutputs(modelPath, outputNames, feeds, expectedFiles, opts.inputsDir);

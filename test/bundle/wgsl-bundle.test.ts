@@ -90,7 +90,8 @@ describe('partition --target wgsl', () => {
     expect(wgsl).not.toContain('\u2028');
     // Every line that mentions the hostile name is a comment.
     for (const line of wgsl.split('\n')) if (line.includes('evil')) expect(line).toMatch(/^\/\/ /);
-    expect(wgsl).toMatch(/^\/\/ node "mmevil \*\\\/ fn main\(\) \{\} \/\\\* \\"quoted\\"\\nnext line \/\/ \\u2028" \(MatMul\)$/m);
+    // MatMul and Relu are fused into one kernel; its comment names both nodes, escaped.
+    expect(wgsl).toMatch(/^\/\/ node "mmevil \*\\\/ fn main\(\) \{\} \/\\\* \\"quoted\\"\\nnext line \/\/ \\u2028 \+ reluevil \*\\\/ fn main\(\) \{\} \/\\\* \\"quoted\\"\\nnext line \/\/ \\u2028" \(MatMul\+Relu\)$/m);
     expect(wgslIdentifier('1 a*/b\n"c"')).toBe('k_1_a_b_c');
     expect(commentSafe('a*/b/*c\nd')).toBe('"a*\\/b/\\*c\\nd"');
     // The bundle runs on WebGPU: relu(x·w).

@@ -142,10 +142,6 @@ describe('bad input and exit codes', () => {
     expectUserError(shardc('run', join(tmp, 'missing.onnx'), '--inputs', tmp), /missing/);
   });
 
-  it('commands that later work fills in say so', () => {
-    expectUserError(shardc('bench', ADD_MODEL), /bench is not implemented yet/);
-  });
-
   it('an unknown command is a usage error (exit 1)', () => {
     expectUserError(shardc('frobnicate'), /unknown command 'frobnicate'/);
   });

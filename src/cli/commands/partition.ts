@@ -1,6 +1,6 @@
 /**
  * `shardc partition <model.onnx> --mesh tp=4[,dp=2] [--strategy megatron|...|auto|<spec.json>]
- * [--target cpu] [--dim batch=1,sequence=16] --out <dir> [--force] [--json]`: shards the model over
+ * [--target cpu|wgsl|cuda] [--dim batch=1,sequence=16] --out <dir> [--force] [--json]`: shards the model over
  * the mesh and writes the bundle (src/bundle/write.ts) atomically. Prints the bundle path and the
  * SHA-256 of its manifest (which covers every file), or with --json one document
  * {bundle, manifestSha256, devices, collectives}. Bad input exits 1 and writes nothing.
@@ -36,13 +36,13 @@ export function partitionCommand(ctx: CliContext, _state: CommandState): Command
     .argument('<model>', 'ONNX model file')
     .requiredOption('--mesh <mesh>', 'device mesh, e.g. tp=4 or dp=2,tp=4')
     .option('--strategy <strategy>', 'megatron, sequence, summa2d, expert, pipeline, data, auto, or a spec .json file', 'auto')
-    .option('--target <target>', 'cpu, or wgsl (adds device-<r>/kernels.wgsl; runs on WebGPU)', 'cpu')
+    .option('--target <target>', 'cpu, wgsl (adds device-<r>/kernels.wgsl; runs on WebGPU), or cuda (CMake project: CUDA kernels, C++ host program, NCCL)', 'cpu')
     .option('--dim <bindings>', 'symbolic dims, e.g. batch=1,sequence=128', (v: string, prev?: Record<string, number>) => parseDims(v, prev))
     .requiredOption('--out <dir>', 'bundle directory (replaced atomically)')
     .option('--force', 'replace --out even when it is not a shardc bundle')
     .option('--json', 'print one JSON document')
     .action(async (modelPath: string, opts: PartitionCliOptions) => {
-      const target = opts.target === 'wgsl' ? 'wgsl' : requireCpuTarget(opts.target);
+      const target = opts.target === 'wgsl' || opts.target === 'cuda' ? opts.target : requireCpuTarget(opts.target);
       const r = await partitionModelForTarget(modelPath, {
         mesh: opts.mesh,
         strategy: opts.strategy,

@@ -14,6 +14,19 @@ import { inlineCoords } from './rows.js';
 
 export const MATMUL_TILE = 16;
 
+/**
+ * Tile and register block of a matmul by its output size: a 16 × 16 workgroup computes a 64 × 64
+ * tile (4 × 4 per invocation) when both M and N fill it, 32 × 32 (2 × 2) when they fill that, and
+ * one output per invocation for small matrices (where a big tile would be mostly bounds checks).
+ * The choice is part of the kernel (and of its pipeline cache key): a handful of variants.
+ */
+export function matmulBlocking(M: number, N: number): Pick<MatmulBody, 'tile' | 'block'> {
+  const fits = (edge: number): boolean => M >= edge && N >= edge;
+  if (fits(MATMUL_TILE * 4)) return { tile: MATMUL_TILE, block: 4 };
+  if (fits(MATMUL_TILE * 2)) return { tile: MATMUL_TILE, block: 2 };
+  return { tile: MATMUL_TILE };
+}
+
 /** Offset of batch `b` (flat over `batchShape`) into an operand whose batch dims are `opBatch` (broadcast). */
 function batchOffset(p: Params, name: string, b: Expr, batchShape: number[], opBatch: number[], matrixSize: number): Expr {
   const strides = broadcastStrides(opBatch, batchShape.length).map((s) => s * matrixSize);
@@ -56,7 +69,7 @@ function lowerMatMul(ctx: LowerContext) {
   const bOff = add(batchOffset(p, 'b', vb!, batchShape, bBatch, K * N), add(mul(vk!, Np), vn!));
   const body: MatmulBody = {
     kind: 'matmul',
-    tile: MATMUL_TILE,
+    ...matmulBlocking(M, N),
     batch: p.int('batch', numel(batchShape)),
     m: Mp,
     n: Np,
@@ -97,7 +110,7 @@ function lowerGemm(ctx: LowerContext) {
   }
   const body: MatmulBody = {
     kind: 'matmul',
-    tile: MATMUL_TILE,
+    ...matmulBlocking(M, N),
     batch: i32(1),
     m: Mp,
     n: Np,
@@ -153,7 +166,7 @@ function lowerEinsum(ctx: LowerContext) {
   };
   const body: MatmulBody = {
     kind: 'matmul',
-    tile: MATMUL_TILE,
+    ...matmulBlocking(extent.m!, extent.n!),
     batch: p.int('batch', extent.b!),
     m: p.int('M', extent.m!),
     n: p.int('N', extent.n!),

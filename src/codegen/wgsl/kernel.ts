@@ -79,6 +79,7 @@ function renderLoopLet(l: Let, loop: LetLoop, h: Helpers): string[] {
 }
 
 function renderMatmul(b: MatmulBody, h: Helpers): string {
+  if ((b.block ?? 1) > 1) return renderBlockedMatmul(b, h);
   const t = b.tile;
   const M = renderExpr(b.m, h);
   const N = renderExpr(b.n, h);
@@ -117,6 +118,73 @@ function renderMatmul(b: MatmulBody, h: Helpers): string {
     `  if (m < ${M} && n < ${N}) {`,
     `    ${store(b.out, h)}`,
     '  }',
+    '}',
+  ].join('\n');
+}
+
+/**
+ * The register-blocked matmul (`block` > 1): a tile × tile workgroup computes a (tile·block)²
+ * output tile. Each K step (tile wide) stages A[rows, k0..k0+tile) and B[k0..k0+tile, cols] in
+ * workgroup memory (every invocation loads `block` elements of each, coalesced along k for A and
+ * along n for B), then each invocation accumulates its block × block outputs — rows ty + r·tile,
+ * columns tx + c·tile, strided so that neighbouring invocations read neighbouring words — in
+ * registers (`acc_r_c`, unrolled). Per output, k is summed in ascending order like block 1. The
+ * store (with any fused epilogue) is one function called per output.
+ */
+function renderBlockedMatmul(b: MatmulBody, h: Helpers): string {
+  const t = b.tile;
+  const bl = b.block!;
+  const edge = t * bl; // output tile edge
+  const M = renderExpr(b.m, h);
+  const N = renderExpr(b.n, h);
+  const K = renderExpr(b.k, h);
+  const rc = (f: (r: number, c: number) => string): string[] =>
+    Array.from({ length: bl * bl }, (_, x) => f(Math.floor(x / bl), x % bl));
+  const rs = (f: (r: number) => string): string[] => Array.from({ length: bl }, (_, r) => f(r));
+  return [
+    '// The output store (and any fused epilogue) of one element, bounds-checked.',
+    'fn epilogue(b: i32, m: i32, n: i32, acc: f32) {',
+    `  if (m < ${M} && n < ${N}) {`,
+    `    ${store(b.out, h)}`,
+    '  }',
+    '}',
+    '',
+    `var<workgroup> tile_a: array<f32, ${edge * t}>; // [${edge} rows][${t} k]`,
+    `var<workgroup> tile_b: array<f32, ${t * edge}>; // [${t} k][${edge} cols]`,
+    '',
+    `@compute @workgroup_size(${t}, ${t})`,
+    'fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {',
+    '  let b = i32(wid.z);',
+    `  let row0 = i32(wid.y) * ${edge};`,
+    `  let col0 = i32(wid.x) * ${edge};`,
+    '  let tx = i32(lid.x);',
+    '  let ty = i32(lid.y);',
+    `  let tid = ty * ${t} + tx;`,
+    ...rc((r, c) => `  var acc_${r}_${c} = 0.0f;`),
+    `  for (var k0 = 0; k0 < ${K}; k0 += ${t}) {`,
+    `    for (var e = tid; e < ${edge * t}; e += ${t * t}) {`,
+    `      let m = row0 + e / ${t};`,
+    `      let k = k0 + e % ${t};`,
+    '      var v = 0.0f;',
+    `      if (m < ${M} && k < ${K}) { v = ${renderExpr(b.a, h)}; }`,
+    '      tile_a[e] = v;',
+    '    }',
+    `    for (var e = tid; e < ${t * edge}; e += ${t * t}) {`,
+    `      let k = k0 + e / ${edge};`,
+    `      let n = col0 + e % ${edge};`,
+    '      var v = 0.0f;',
+    `      if (k < ${K} && n < ${N}) { v = ${renderExpr(b.b, h)}; }`,
+    '      tile_b[e] = v;',
+    '    }',
+    '    workgroupBarrier();',
+    `    for (var kk = 0; kk < ${t}; kk++) {`,
+    ...rs((r) => `      let a_${r} = tile_a[(ty + ${r * t}) * ${t} + kk];`),
+    ...rs((c) => `      let b_${c} = tile_b[kk * ${edge} + tx + ${c * t}];`),
+    ...rc((r, c) => `      acc_${r}_${c} = acc_${r}_${c} + a_${r} * b_${c};`),
+    '    }',
+    '    workgroupBarrier();',
+    '  }',
+    ...rc((r, c) => `  epilogue(b, row0 + ty + ${r * t}, col0 + tx + ${c * t}, acc_${r}_${c});`),
     '}',
   ].join('\n');
 }

@@ -1,0 +1,63 @@
+#ifndef SHARDC_CUDA_PRELUDE
+#define SHARDC_CUDA_PRELUDE
+#define SC_DEV __device__ __forceinline__
+// Integer division and remainder: x / 0 = x, x % 0 = 0, INT_MIN / -1 wraps (WGSL semantics).
+SC_DEV int sc_div_i32(int a, int b) { return b == 0 ? a : b == -1 ? (int)(0u - (unsigned int)a) : a / b; }
+SC_DEV int sc_rem_i32(int a, int b) { return (b == 0 || b == -1) ? 0 : a % b; }
+SC_DEV unsigned int sc_div_u32(unsigned int a, unsigned int b) { return b == 0u ? a : a / b; }
+SC_DEV unsigned int sc_rem_u32(unsigned int a, unsigned int b) { return b == 0u ? 0u : a % b; }
+SC_DEV int sc_neg_i32(int a) { return (int)(0u - (unsigned int)a); }
+SC_DEV int sc_abs_i32(int a) { return a < 0 ? (int)(0u - (unsigned int)a) : a; }
+SC_DEV int sc_shl_i32(int a, int b) { return (int)((unsigned int)a << (b & 31)); }
+SC_DEV int sc_shr_i32(int a, int b) { return a >> (b & 31); }
+// Saturating f32 -> integer conversions (NaN -> 0), as the CPU executor and PTX cvt.rzi.sat.
+SC_DEV int sc_f2i(float x) { return x != x ? 0 : x >= 2147483648.0f ? 2147483647 : x <= -2147483648.0f ? (-2147483647 - 1) : (int)x; }
+SC_DEV unsigned int sc_f2u(float x) { return x != x ? 0u : x >= 4294967296.0f ? 4294967295u : x <= 0.0f ? 0u : (unsigned int)x; }
+// sign keeps NaN and -0 (Math.sign).
+SC_DEV float sc_sign_f32(float x) { return x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : x; }
+// erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26): the polynomial the WGSL and CPU targets use.
+SC_DEV float sc_erf(float x) {
+  float t = 1.0f / (1.0f + 0.3275911f * fabsf(x));
+  float y = 1.0f - (((((1.061405429f * t - 1.453152027f) * t) + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t * expf(-x * x);
+  return x >= 0.0f ? y : -y;
+}
+#endif
+
+// kernel "MatMul"
+struct matmul_0_params {
+  int K;
+  int M;
+  int N;
+  int a_bs0;
+  int batch;
+};
+extern "C" __global__ void __launch_bounds__(256) matmul_0(const float* __restrict__ x0, const float* __restrict__ x1, float* __restrict__ y0, const matmul_0_params p) {
+  __shared__ float tile_a[256];
+  __shared__ float tile_b[256];
+  const int b = (int)blockIdx.z;
+  const int m = (int)blockIdx.y * 16 + (int)threadIdx.y;
+  const int n = (int)blockIdx.x * 16 + (int)threadIdx.x;
+  const int tx = (int)threadIdx.x;
+  const int ty = (int)threadIdx.y;
+  float acc = 0.0f;
+  for (int k0 = 0; k0 < p.K; k0 += 16) {
+    {
+      const int k = k0 + tx;
+      float v = 0.0f;
+      if (m < p.M && k < p.K) v = x0[((b * p.a_bs0) + ((m * p.K) + k))];
+      tile_a[ty * 16 + tx] = v;
+    }
+    {
+      const int k = k0 + ty;
+      float v = 0.0f;
+      if (k < p.K && n < p.N) v = x1[(0 + ((k * p.N) + n))];
+      tile_b[ty * 16 + tx] = v;
+    }
+    __syncthreads();
+    for (int kk = 0; kk < 16; kk++) acc = acc + tile_a[ty * 16 + kk] * tile_b[kk * 16 + tx];
+    __syncthreads();
+  }
+  if (m < p.M && n < p.N) {
+    y0[((b * (p.M * p.N)) + ((m * p.N) + n))] = acc;
+  }
+}
