@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -19,6 +21,141 @@
 #include "shardc_runtime.h"
 
 namespace shardc {
+
+const char* coll_name(CollOp op) {
+  static const char* const names[] = {"AllReduce", "AllGather", "ReduceScatter", "AllToAll", "Broadcast", "Send", "Recv"};
+  return names[(int)op];
+}
+
+static long long prod_dims(const std::vector<int64_t>& v, size_t from, size_t to) {
+  long long n = 1;
+  for (size_t k = from; k < to && k < v.size(); k++) n *= v[k];
+  return n;
+}
+
+long long alltoall_block(const Collective& c) {
+  return prod_dims(c.in_shape, 0, c.in_shape.size()) / (long long)c.group.size();
+}
+
+StridedCopy alltoall_pack(const Collective& c, int j) {
+  const int to = c.args[1];
+  const long long k = (long long)c.group.size(), size = c.in_shape[to] / k, inner = prod_dims(c.in_shape, to + 1, c.in_shape.size());
+  StridedCopy s;
+  s.outer = prod_dims(c.in_shape, 0, to);
+  s.inner = size * inner;
+  s.src_stride = c.in_shape[to] * inner;
+  s.src_off = j * size * inner;
+  s.dst_stride = size * inner;
+  return s;
+}
+
+StridedCopy alltoall_unpack(const Collective& c, int m) {
+  const int from = c.args[0];
+  const long long k = (long long)c.group.size(), part = c.in_shape[from], inner = prod_dims(c.out_shape, from + 1, c.out_shape.size());
+  StridedCopy s;
+  s.outer = prod_dims(c.out_shape, 0, from);
+  s.inner = part * inner;
+  s.src_stride = part * inner;
+  s.dst_stride = k * part * inner;
+  s.dst_off = m * part * inner;
+  return s;
+}
+
+// ---- watchdog ---------------------------------------------------------------------------------
+struct Watchdog::Thread {
+  std::thread t;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stop = false;
+};
+
+Watchdog::Watchdog(int rank, double timeout_s, const Nccl* nccl, Hooks hooks) : rank_(rank), timeout_s_(timeout_s), nccl_(nccl), hooks_(std::move(hooks)) {}
+Watchdog::~Watchdog() { stop(); }
+
+void Watchdog::enqueue(long seq, CollOp op, const std::string& node, ncclComm_t comm, std::function<State()> query) {
+  std::lock_guard<std::mutex> lock(mu_);
+  live_[seq] = Entry{seq, op, node, comm, hooks_.now(), std::move(query)};
+}
+
+void Watchdog::retire(long seq) {
+  std::lock_guard<std::mutex> lock(mu_);
+  live_.erase(seq);
+}
+
+void Watchdog::add_comm(ncclComm_t comm) {
+  std::lock_guard<std::mutex> lock(mu_);
+  comms_.push_back(comm);
+}
+
+size_t Watchdog::in_flight() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return live_.size();
+}
+
+std::string Watchdog::check() {
+  std::string msg;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failed_) return "";
+    const double now = hooks_.now();
+    for (auto it = live_.begin(); it != live_.end();) {
+      const Entry& e = it->second;
+      State st = e.query ? e.query() : State::Pending;
+      if (st == State::Done) { it = live_.erase(it); continue; }
+      std::string why;
+      if (st == State::Error) why = "failed on the device";
+      if (why.empty() && e.comm && nccl_ && nccl_->CommGetAsyncError) {
+        ncclResult_t r = ncclSuccess;
+        ncclResult_t q = nccl_->CommGetAsyncError(e.comm, &r);
+        if (q != ncclSuccess) r = q;
+        if (r != ncclSuccess && r != ncclInProgress)
+          why = std::string("failed: ") + (nccl_->GetErrorString ? nccl_->GetErrorString(r) : "NCCL error") + " (a peer failed or the network broke)";
+      }
+      if (why.empty() && now - e.since > timeout_s_) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%g", timeout_s_);
+        why = std::string("timed out after ") + buf + " s (a peer failed or hangs; SHARDC_COLLECTIVE_TIMEOUT_S or --timeout sets the limit)";
+      }
+      if (!why.empty()) {
+        msg = "rank " + std::to_string(rank_) + ": collective #" + std::to_string(e.seq) + " " + coll_name(e.op) + " (node " + e.node + ") " + why;
+        break;
+      }
+      ++it;
+    }
+    if (msg.empty()) return "";
+    failed_ = true;
+    if (nccl_ && nccl_->CommAbort) for (ncclComm_t c : comms_) nccl_->CommAbort(c);
+  }
+  hooks_.fail(msg);
+  return msg;
+}
+
+void Watchdog::start(double period_s) {
+  if (thread_) return;
+  thread_ = new Thread();
+  thread_->t = std::thread([this, period_s] {
+    std::unique_lock<std::mutex> lock(thread_->mu);
+    while (!thread_->stop) {
+      thread_->cv.wait_for(lock, std::chrono::duration<double>(period_s));
+      if (thread_->stop) break;
+      lock.unlock();
+      check();
+      lock.lock();
+    }
+  });
+}
+
+void Watchdog::stop() {
+  if (!thread_) return;
+  {
+    std::lock_guard<std::mutex> lock(thread_->mu);
+    thread_->stop = true;
+  }
+  thread_->cv.notify_all();
+  thread_->t.join();
+  delete thread_;
+  thread_ = nullptr;
+}
 
 const char* elem_name(ElemType t) { return t == ElemType::F32 ? "f32" : t == ElemType::I32 ? "i32" : "u32"; }
 size_t elem_bytes(ElemType) { return 4; }
@@ -91,18 +228,29 @@ Program read_program(const std::string& path) {
       std::string op, reduce, type; std::vector<int64_t> group;
       ls >> op >> reduce >> s.c.dim; need(true);
       ints(group);
+      for (auto g : group) s.c.group.push_back((int)g);
       ls >> s.c.input >> s.c.output >> type; need(s.c.output >= 0 && s.c.output < (int)p.buffers.size() && s.c.input < (int)p.buffers.size());
       s.c.type = parse_type(type, where);
       ints(s.c.in_shape); ints(s.c.out_shape);
-      if (op == "AllReduce") s.c.op = CollOp::AllReduce;
-      else if (op == "AllGather") s.c.op = CollOp::AllGather;
-      else if (op == "ReduceScatter") s.c.op = CollOp::ReduceScatter;
-      else throw std::runtime_error(where + ": collective " + op + " is not supported by this runtime");
+      std::vector<int64_t> args;
+      if (ls >> std::ws, !ls.eof()) ints(args);
+      for (auto a : args) s.c.args.push_back((int)a);
+      static const char* const ops[] = {"AllReduce", "AllGather", "ReduceScatter", "AllToAll", "Broadcast", "Send", "Recv"};
+      int found = -1;
+      for (int k = 0; k < 7; k++) if (op == ops[k]) found = k;
+      if (found < 0) throw std::runtime_error(where + ": collective " + op + " is not supported by this runtime");
+      s.c.op = (CollOp)found;
+      static const size_t nargs[] = {0, 1, 1, 3, 1, 2, 2};
+      if (s.c.args.size() < nargs[found] && !(found <= 2 && s.c.args.empty())) throw std::runtime_error(where + ": " + op + " needs " + std::to_string(nargs[found]) + " arguments");
+      if ((s.c.op == CollOp::Send || s.c.op == CollOp::Recv) && s.c.group.size() != 2) throw std::runtime_error(where + ": " + op + " needs a group of [sender, receiver]");
+      if (s.c.op == CollOp::AllToAll && (s.c.args[0] < 0 || s.c.args[1] < 0 || s.c.args[0] >= (int)s.c.in_shape.size() || s.c.args[1] >= (int)s.c.in_shape.size() ||
+                                         s.c.args[0] == s.c.args[1] || s.c.in_shape.size() != s.c.out_shape.size() || s.c.group.empty() ||
+                                         s.c.in_shape[s.c.args[1]] % (int64_t)s.c.group.size() != 0))
+        throw std::runtime_error(where + ": malformed AllToAll (dims, or blocks that do not divide evenly)");
       if (reduce == "sum") s.c.reduce = Reduce::Sum;
       else if (reduce == "max") s.c.reduce = Reduce::Max;
       else if (reduce == "min") s.c.reduce = Reduce::Min;
       else throw std::runtime_error(where + ": unknown reduction " + reduce);
-      for (auto g : group) s.c.group.push_back((int)g);
       p.steps.push_back(std::move(s));
     } else {
       throw std::runtime_error(where + ": unknown line '" + kw + "'");

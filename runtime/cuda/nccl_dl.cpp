@@ -34,6 +34,7 @@ Nccl* load_nccl(std::string& error) {
   sym(n->AllReduce, "ncclAllReduce");
   sym(n->AllGather, "ncclAllGather");
   sym(n->ReduceScatter, "ncclReduceScatter");
+  sym(n->Broadcast, "ncclBroadcast");
   sym(n->Send, "ncclSend");
   sym(n->Recv, "ncclRecv");
   sym(n->GroupStart, "ncclGroupStart");

@@ -1,8 +1,13 @@
 // Host-only checks of the shardc CUDA runtime (no GPU, no NCCL needed): reads every device's
 // program.txt and constants.safetensors of a bundle, parses launcher environments, runs the TCP
-// rendezvous between two threads, and checks the message for a missing NCCL. Exit 0 when all pass.
+// rendezvous between two threads, checks the message for a missing NCCL, the collective watchdog
+// (fake clock and fake NCCL function table) and the AllToAll pack/unpack arithmetic (host copies
+// compared with the definition). Exit 0 when all pass.
 //   shardc_runtime_selftest <bundle dir> <devices>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <cstdlib>
 #include <map>
 #include <stdexcept>
@@ -23,6 +28,110 @@ static const char* fake_get(const char* name) {
   return it == fake_env.end() ? nullptr : it->second.c_str();
 }
 
+// ---- fakes for the watchdog --------------------------------------------------------------------
+static double fake_clock = 0;
+static ncclResult_t fake_async = ncclSuccess;
+static std::vector<ncclComm_t> aborted;
+static ncclResult_t fake_get_async(ncclComm_t, ncclResult_t* r) { *r = fake_async; return ncclSuccess; }
+static ncclResult_t fake_abort(ncclComm_t c) { aborted.push_back(c); return ncclSuccess; }
+static const char* fake_error_string(ncclResult_t r) { return r == 6 ? "remote process exited or there was a network error" : "unhandled error"; }
+
+static void watchdog_checks() {
+  Nccl fake;
+  fake.CommGetAsyncError = fake_get_async;
+  fake.CommAbort = fake_abort;
+  fake.GetErrorString = fake_error_string;
+  ncclComm_t c0 = reinterpret_cast<ncclComm_t>(0x10), c1 = reinterpret_cast<ncclComm_t>(0x20);
+  std::vector<std::string> failures_seen;
+  auto make = [&](double timeout) {
+    return new Watchdog(3, timeout, &fake, {[] { return fake_clock; }, [&](const std::string& m) { failures_seen.push_back(m); }});
+  };
+  // 1. Completed collectives retire; pending ones within the deadline are fine.
+  fake_clock = 100;
+  Watchdog::State st0 = Watchdog::State::Pending, st1 = Watchdog::State::Pending;
+  Watchdog* w = make(10);
+  w->add_comm(c0); w->add_comm(c1);
+  w->enqueue(0, CollOp::AllReduce, "\"AllReduce_tp_0\"", c0, [&] { return st0; });
+  w->enqueue(1, CollOp::AllToAll, "\"AllToAll_ep_1\"", c1, [&] { return st1; });
+  fake_clock = 105;
+  CHECK(w->check().empty() && w->in_flight() == 2, "nothing fails before the deadline");
+  st0 = Watchdog::State::Done;
+  CHECK(w->check().empty() && w->in_flight() == 1, "a completed collective retires");
+  // 2. Past the deadline (the host could be blocked anywhere): abort every communicator, name
+  //    rank, collective and sequence number.
+  fake_clock = 111.5;
+  std::string msg = w->check();
+  CHECK(msg.find("rank 3: collective #1 AllToAll (node \"AllToAll_ep_1\") timed out after 10 s") == 0, "timeout message names rank, collective, sequence number");
+  CHECK(failures_seen.size() == 1 && failures_seen[0] == msg, "fail hook called once with the message");
+  CHECK(aborted.size() == 2 && aborted[0] == c0 && aborted[1] == c1, "every communicator aborted on timeout");
+  CHECK(w->check().empty() && failures_seen.size() == 1, "a failed watchdog reports once");
+  delete w;
+  std::printf("watchdog timeout: %s\n", msg.c_str());
+  // 3. A peer's failure is seen through ncclCommGetAsyncError before the deadline.
+  failures_seen.clear(); aborted.clear();
+  fake_clock = 0;
+  w = make(600);
+  w->add_comm(c0);
+  w->enqueue(7, CollOp::Send, "\"Send_mb1\"", c0, [] { return Watchdog::State::Pending; });
+  fake_clock = 1;
+  CHECK(w->check().empty(), "no error, no failure");
+  fake_async = 6;  // ncclRemoteError
+  msg = w->check();
+  CHECK(msg.find("rank 3: collective #7 Send (node \"Send_mb1\") failed: remote process exited") == 0, "async NCCL error names the collective");
+  CHECK(aborted.size() == 1, "communicator aborted on a peer's failure");
+  fake_async = ncclSuccess;
+  delete w;
+  // 4. The thread: a collective that never completes fails within a few periods of its deadline,
+  //    while the caller waits elsewhere.
+  failures_seen.clear(); aborted.clear();
+  std::mutex mu;
+  std::condition_variable cv;
+  bool fired = false;
+  Watchdog live(0, 0.05, &fake, {[] { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); },
+                                [&](const std::string&) { std::lock_guard<std::mutex> l(mu); fired = true; cv.notify_all(); }});
+  live.add_comm(c0);
+  live.enqueue(0, CollOp::Recv, "\"Recv_mb0\"", c0, [] { return Watchdog::State::Pending; });
+  live.start(0.01);
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait_for(l, std::chrono::seconds(10), [&] { return fired; });
+  }
+  live.stop();
+  CHECK(fired && aborted.size() == 1, "the watchdog thread fires while the host waits");
+}
+
+// AllToAll: members' inputs [2, 4, 3] (from_dim 0, to_dim 1) over 2 members; the pack/unpack copies
+// run on host arrays must give the CPU runtime's definition.
+static void alltoall_checks() {
+  Collective c;
+  c.op = CollOp::AllToAll;
+  c.group = {0, 1};
+  c.in_shape = {2, 4, 3};
+  c.out_shape = {4, 2, 3};
+  c.args = {0, 1, 1};
+  const int k = 2;
+  auto run = [](const StridedCopy& s, const float* src, float* dst) {
+    for (long long o = 0; o < s.outer; o++)
+      for (long long t = 0; t < s.inner; t++) dst[o * s.dst_stride + s.dst_off + t] = src[o * s.src_stride + s.src_off + t];
+  };
+  std::vector<std::vector<float>> in(k, std::vector<float>(24));
+  for (int m = 0; m < k; m++) for (int e = 0; e < 24; e++) in[m][e] = (float)(m * 100 + e);
+  const long long B = alltoall_block(c);
+  CHECK(B == 12, "AllToAll block size");
+  bool ok = true;
+  for (int j = 0; j < k; j++) {
+    std::vector<float> out(24, -1), packed(B);
+    for (int m = 0; m < k; m++) {
+      run(alltoall_pack(c, j), in[m].data(), packed.data());
+      run(alltoall_unpack(c, m), packed.data(), out.data());
+    }
+    // out[m*2 + a][b][d] = in[m][a][j*2 + b][d]
+    for (int m = 0; m < k; m++) for (int a = 0; a < 2; a++) for (int b = 0; b < 2; b++) for (int d = 0; d < 3; d++)
+      ok = ok && out[((m * 2 + a) * 2 + b) * 3 + d] == in[m][(a * 4 + j * 2 + b) * 3 + d];
+  }
+  CHECK(ok, "AllToAll pack/unpack equals the definition");
+}
+
 int main(int argc, char** argv) {
   if (argc != 3) { std::fprintf(stderr, "usage: %s <bundle dir> <devices>\n", argv[0]); return 2; }
   const std::string bundle = argv[1];
@@ -33,7 +142,11 @@ int main(int argc, char** argv) {
       Program p = read_program(dir + "/program.txt");
       SafeTensors st = read_safetensors(dir + "/constants.safetensors");
       int dispatches = 0, collectives = 0, constants = 0;
-      for (auto& s : p.steps) (s.is_collective ? collectives : dispatches)++;
+      std::map<std::string, int> ops;
+      for (auto& s : p.steps) {
+        (s.is_collective ? collectives : dispatches)++;
+        if (s.is_collective) ops[coll_name(s.c.op)]++;
+      }
       for (auto& b : p.buffers)
         if (b.role == Role::Constant) {
           constants++;
@@ -41,7 +154,10 @@ int main(int argc, char** argv) {
           CHECK(t && t->end - t->begin == (uint64_t)b.length * 4, "constant present with its size");
         }
       CHECK(p.device == r, "program device number");
-      std::printf("device %d: %zu slots, %zu buffers (%d constants), %d dispatches, %d collectives\n", r, p.slot_bytes.size(), p.buffers.size(), constants, dispatches, collectives);
+      std::string by;
+      for (auto& o : ops) by += (by.empty() ? " (" : ", ") + o.first + " " + std::to_string(o.second);
+      std::printf("device %d: %zu slots, %zu buffers (%d constants), %d dispatches, %d collectives%s\n", r, p.slot_bytes.size(), p.buffers.size(), constants, dispatches,
+                  collectives, by.empty() ? "" : (by + ")").c_str());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "FAIL: %s\n", e.what());
       failures++;
@@ -85,6 +201,9 @@ int main(int argc, char** argv) {
   lonely.master_port = r0.master_port + 1;
   try { std::vector<uint8_t> id; rendezvous_broadcast(lonely, id, 0.5); CHECK(false, "rendezvous times out"); }
   catch (const std::runtime_error& ex) { CHECK(std::string(ex.what()).find("timed out") != std::string::npos, "rendezvous timeout message"); }
+
+  watchdog_checks();
+  alltoall_checks();
 
   setenv("SHARDC_NCCL_LIBRARY", "libnccl-missing-for-test.so.2", 1);
   std::string why;

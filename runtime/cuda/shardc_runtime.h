@@ -4,8 +4,13 @@
 // CUDA and are unit-tested by runtime_selftest.cpp on machines without a GPU.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
+
+#include "nccl_dl.h"
 
 namespace shardc {
 
@@ -48,7 +53,8 @@ struct Dispatch {
   int noutputs = 0;           // the last `noutputs` bindings are written
 };
 
-enum class CollOp { AllReduce = 0, AllGather = 1, ReduceScatter = 2 };
+enum class CollOp { AllReduce = 0, AllGather = 1, ReduceScatter = 2, AllToAll = 3, Broadcast = 4, Send = 5, Recv = 6 };
+const char* coll_name(CollOp op);
 enum class Reduce { Sum = 0, Max = 1, Min = 2 };
 
 struct Collective {
@@ -59,7 +65,23 @@ struct Collective {
   int input = -1, output = -1;
   ElemType type = ElemType::F32;
   std::vector<int64_t> in_shape, out_shape;
+  // Per op: AllGather/ReduceScatter {unit}; AllToAll {from_dim, to_dim, unit}; Broadcast {root};
+  // Send/Recv {peer mesh rank, tag} (group = {sender, receiver}).
+  std::vector<int> args;
 };
+
+// AllToAll of equal blocks: member m's input x is split along to_dim into k blocks; block j goes to
+// member j, which places the k blocks it receives (sender order) along from_dim. These are the
+// pack/unpack copies around the exchange, as 2-level strided copies (outer rows of `inner`).
+struct StridedCopy {
+  long long outer = 0, inner = 0, src_stride = 0, src_off = 0, dst_stride = 0, dst_off = 0;
+};
+// Copy packing block j of the input into a contiguous send buffer (destination offset 0).
+StridedCopy alltoall_pack(const Collective& c, int j);
+// Copy placing the contiguous block received from member m into the output.
+StridedCopy alltoall_unpack(const Collective& c, int m);
+// Elements of one block (what each member sends to each other member).
+long long alltoall_block(const Collective& c);
 
 struct Step {
   bool is_collective = false;
@@ -114,6 +136,50 @@ void rendezvous_broadcast(const LaunchEnv& env, std::vector<uint8_t>& id, double
 struct Nccl;
 // dlopen("libnccl.so.2") (or SHARDC_NCCL_LIBRARY); nullptr and `error` set when missing.
 Nccl* load_nccl(std::string& error);
+
+// ---- the collective watchdog ----------------------------------------------------------------
+// Every collective in flight is registered with its communicator, enqueue time and a completion
+// query; a watchdog thread checks them all every `period` seconds, whatever the host is doing
+// (launching, waiting in cudaStreamSynchronize or in another collective). On an NCCL error of
+// the communicator (ncclCommGetAsyncError) or once a collective is older than the timeout, it
+// aborts every communicator of the process and calls `fail` with a message naming the rank, the
+// collective and its sequence number (main.cu: print it and exit 3). Clock, NCCL table and
+// `fail` are injectable, so runtime_selftest checks the logic without a GPU or NCCL.
+class Watchdog {
+ public:
+  enum class State { Pending, Done, Error };
+  struct Hooks {
+    std::function<double()> now;                     // seconds, monotonic
+    std::function<void(const std::string&)> fail;    // does not return in production
+  };
+  Watchdog(int rank, double timeout_s, const Nccl* nccl, Hooks hooks);
+  ~Watchdog();
+  // A collective was enqueued. `query` reports its progress (e.g. cudaEventQuery of its done event).
+  void enqueue(long seq, CollOp op, const std::string& node, ncclComm_t comm, std::function<State()> query);
+  // A collective the host saw complete.
+  void retire(long seq);
+  // Communicators to abort on failure (all of this process's).
+  void add_comm(ncclComm_t comm);
+  // One check of every collective in flight: completed ones are dropped; on a failure the
+  // communicators are aborted, `fail` is called and its message returned ("" when all is well).
+  std::string check();
+  size_t in_flight();
+  void start(double period_s);  // the watchdog thread
+  void stop();
+
+ private:
+  struct Entry { long seq; CollOp op; std::string node; ncclComm_t comm; double since; std::function<State()> query; };
+  int rank_;
+  double timeout_s_;
+  const Nccl* nccl_;
+  Hooks hooks_;
+  std::mutex mu_;
+  std::map<long, Entry> live_;
+  std::vector<ncclComm_t> comms_;
+  bool failed_ = false;
+  struct Thread;
+  Thread* thread_ = nullptr;
+};
 
 const char* elem_name(ElemType t);
 size_t elem_bytes(ElemType t);

@@ -6,6 +6,8 @@
  *                                     every rank, plus `shardc_runtime_selftest` (no GPU needed)
  *   README.md                         build and launch commands (mpirun, torchrun, single process)
  *   devices.cpp                       the table rank → program, constants and launch table
+ *   wmma_selfcheck.cu                 `shardc_run --selfcheck`: the tensor-core matmul against the
+ *                                     f32 kernel on the GPU (src/codegen/cuda/wmma.ts)
  *   runtime/*                         the C++ host runtime (runtime/cuda of the package)
  *   device-<r>/kernels.cu             the device's distinct kernels (CUDA renderer of the kernel IR)
  *                                     and its launch table: kernel index → a function that unpacks
@@ -18,16 +20,28 @@
  * `input|output <buffer> <type> <rank> <dims...>\t<name as JSON>`, and the steps in order:
  * `dispatch <kernel> <grid x y z> <block x y z> <n> <params...> <n> <buffers...> <outputs>\t<node>`
  * and `collective <op> <reduce> <dim> <n> <group...> <input|-1> <output> <type> <rank> <in dims...>
- * <rank> <out dims...>\t<node>`. Grids are computed here (the params are fixed per step).
+ * <rank> <out dims...> <n> <args...>\t<node>`, args per op: AllGather/ReduceScatter `unit`,
+ * AllToAll `from_dim to_dim unit`, Broadcast `root`, Send/Recv `peer tag` (group = [sender,
+ * receiver]). Grids are computed here (the params are fixed per step).
+ *
+ * Collectives a device does alone (LocalShard, LocalPartial, any collective over a group of one)
+ * never reach the runtime: `expandLocalCollectives` turns each into dispatches of the box-copy
+ * kernels of src/codegen/host/collective-kernels.ts (the kernels the WebGPU session runs for
+ * them), rendered to CUDA like every other kernel.
  */
 import { cudaBlockDim, cudaGridDim, paramsStructName, renderCudaKernel, CUDA_PRELUDE } from '../codegen/cuda/kernel.js';
 import { toDeviceArray } from '../codegen/device-data.js';
-import type { CollectiveStep, HostProgram } from '../codegen/host/program.js';
+import { collectiveLaunches } from '../codegen/host/collective-kernels.js';
+import { describeStep, isLocalCollective } from '../codegen/host/lockstep.js';
+import type { CollectiveStep, HostProgram, HostStep } from '../codegen/host/program.js';
+import type { Kernel } from '../codegen/kernel.js';
+import { splitDim } from '../passes/sharding/shards.js';
 import { commentSafe, identifier, stringLiteral } from '../codegen/names.js';
 import { UserError } from '../ir/errors.js';
 import type { OpRegistry } from '../ir/registry.js';
 import type { DeviceProgram } from '../passes/sharding/lower.js';
 import type { DeviceMesh } from '../passes/sharding/mesh.js';
+import { wmmaSelfcheckSource } from '../codegen/cuda/wmma.js';
 import { cudaRuntimeSources } from '../targets/cuda/runtime-files.js';
 import { utf8 } from './canonical.js';
 import { concatParts, encodeSafetensorsRaw } from './safetensors.js';
@@ -36,13 +50,59 @@ import { deviceHostProgram } from './wgsl.js';
 export const CUDA_KERNELS_FILE = 'kernels.cu';
 export const CUDA_PROGRAM_FILE = 'program.txt';
 export const CUDA_CONSTANTS_FILE = 'constants.safetensors';
+export const WMMA_SELFCHECK_FILE = 'wmma_selfcheck.cu';
 export const DEFAULT_CUDA_ARCHITECTURES = '70;80;86;89;90';
 
-const COLLECTIVES = new Set(['AllReduce', 'AllGather', 'ReduceScatter']);
+const COLLECTIVES = new Set(['AllReduce', 'AllGather', 'ReduceScatter', 'AllToAll', 'Broadcast', 'Send', 'Recv']);
+
+/** The most buffers one box-copy kernel binds (local collectives use at most two). */
+const MAX_BOX_BUFFERS = 16;
+
+/** The host program a cuda device runs: `deviceHostProgram` with local collectives as kernels. */
+export function cudaHostProgram(program: DeviceProgram, opts: { registry: OpRegistry; mesh: DeviceMesh; bindings?: Record<string, number> }): HostProgram {
+  return expandLocalCollectives(deviceHostProgram(program, opts));
+}
+
+/**
+ * `hp` with every collective its device does alone replaced by dispatches of box-copy kernels
+ * (collective-kernels.ts); the new kernels are appended to `kernels`, deduplicated by CUDA text.
+ */
+export function expandLocalCollectives(hp: HostProgram): HostProgram {
+  if (!hp.steps.some((s) => s.kind === 'collective' && isLocalCollective(s))) return hp;
+  const kernels = hp.kernels.slice();
+  const byCode = new Map<string, number>();
+  const keyOf = (k: Kernel): string => renderCudaKernel(k, 'k').code.replace(/^\/\/ kernel .*\n/, '');
+  kernels.forEach((k, i) => byCode.set(keyOf(k), i));
+  const steps: HostStep[] = [];
+  for (const s of hp.steps) {
+    if (s.kind !== 'collective' || !isLocalCollective(s)) {
+      steps.push(s);
+      continue;
+    }
+    const launches = collectiveLaunches([s], MAX_BOX_BUFFERS, s.group.indexOf(hp.device));
+    if (!launches) throw new Error(`local collective ${describeStep(s)} has no kernels`);
+    for (const { launch, bind } of launches) {
+      const key = keyOf(launch.kernel);
+      let index = byCode.get(key);
+      if (index === undefined) {
+        index = kernels.push(launch.kernel) - 1;
+        byCode.set(key, index);
+      }
+      const bindings: Record<string, number> = {};
+      for (const [name, m] of Object.entries(bind)) {
+        const id = m.which === 'input' ? s.input : s.output;
+        if (id === undefined) throw new Error(`local collective ${describeStep(s)} has no ${m.which} buffer`);
+        bindings[name] = id;
+      }
+      steps.push({ kind: 'dispatch', node: s.node, op: s.op, kernel: index, params: launch.params, bindings });
+    }
+  }
+  return { ...hp, kernels, steps };
+}
 
 /** Every cuda file of one device, by file name. */
 export function deviceCudaFiles(program: DeviceProgram, opts: { registry: OpRegistry; mesh: DeviceMesh; bindings?: Record<string, number> }): Map<string, Uint8Array> {
-  const hp = deviceHostProgram(program, opts);
+  const hp = cudaHostProgram(program, opts);
   return new Map([
     [CUDA_KERNELS_FILE, utf8(cudaKernelsFile(hp, program.coords))],
     [CUDA_PROGRAM_FILE, utf8(cudaProgramText(hp))],
@@ -125,15 +185,57 @@ export function cudaProgramText(hp: HostProgram): string {
 }
 
 function collectiveLine(s: CollectiveStep, hp: HostProgram): string {
-  if (!COLLECTIVES.has(s.op)) throw new UserError(`collective ${s.op} is not supported by the cuda target yet (AllReduce, AllGather, ReduceScatter)`, { node: s.node });
+  if (!COLLECTIVES.has(s.op)) throw new UserError(`collective ${s.op} is not supported by the cuda target (${[...COLLECTIVES].join(', ')}; local ones become kernels)`, { node: s.node });
   const reduce = String(s.attributes['reduce'] ?? 'sum');
   if (!['sum', 'max', 'min'].includes(reduce)) throw new UserError(`reduction ${reduce} is not supported by the cuda target`, { node: s.node });
   const rank = s.outputShape.length;
-  let dim = Number(s.attributes['dim'] ?? 0);
-  if (dim < 0) dim += rank;
-  if (s.op !== 'AllReduce' && !(dim >= 0 && dim < rank)) throw new UserError(`${s.op} dim ${dim} is out of range`, { node: s.node });
+  const int = (name: string, def: number): number => {
+    const v = s.attributes[name] ?? def;
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw new UserError(`${s.op} attribute ${name} must be an integer, got ${JSON.stringify(v)}`, { node: s.node });
+    return v;
+  };
+  const dimOf = (name: string): number => {
+    let d = int(name, 0);
+    if (d < 0) d += rank;
+    if (!(d >= 0 && d < rank)) throw new UserError(`${s.op} ${name} ${d} is out of range for rank ${rank}`, { node: s.node });
+    return d;
+  };
+  let dim = 0;
+  let args: number[] = [];
+  const inShape = s.inputShape ?? s.outputShape;
+  switch (s.op) {
+    case 'AllGather':
+    case 'ReduceScatter':
+      dim = dimOf('dim');
+      args = [int('unit', 1)];
+      break;
+    case 'AllToAll': {
+      const from = dimOf('from_dim');
+      const to = dimOf('to_dim');
+      const unit = int('unit', 1);
+      const k = s.group.length;
+      const me = s.group.indexOf(hp.device);
+      // The runtime derives every peer's block from this member's shapes: members must hold equal
+      // shapes (the sharding passes produce balanced shards; an uneven AllToAll is refused here).
+      const split = splitDim(inShape[to]!, k, unit);
+      const even = inShape.every((n, d) => (d === from ? s.outputShape[d] === n * k : d === to ? s.outputShape[d] === split[me]!.size : s.outputShape[d] === n));
+      if (from === to || !even || new Set(split.map((r) => r.size)).size !== 1)
+        throw new UserError(`AllToAll from [${inShape.join(',')}] to [${s.outputShape.join(',')}] over ${k} devices is uneven; the cuda target needs equal blocks`, { node: s.node });
+      args = [from, to, unit];
+      break;
+    }
+    case 'Broadcast':
+      args = [int('root', 0)];
+      if (args[0]! < 0 || args[0]! >= s.group.length) throw new UserError(`Broadcast root ${args[0]} is outside a group of ${s.group.length}`, { node: s.node });
+      break;
+    case 'Send':
+    case 'Recv':
+      if (s.group.length !== 2) throw new UserError(`${s.op} needs a group of [sender, receiver], got ${s.group.length} devices`, { node: s.node });
+      args = [s.op === 'Send' ? s.group[1]! : s.group[0]!, int('tag', 0)];
+      break;
+  }
   const type = typeOf(hp.buffers[s.output]!.type);
-  return `collective ${s.op} ${reduce} ${dim} ${s.group.length} ${s.group.join(' ')} ${s.input ?? -1} ${s.output} ${type} ${dims(s.inputShape ?? s.outputShape)} ${dims(s.outputShape)}\t${stringLiteral(s.node)}`;
+  return `collective ${s.op} ${reduce} ${dim} ${s.group.length} ${s.group.join(' ')} ${s.input ?? -1} ${s.output} ${type} ${dims(inShape)} ${dims(s.outputShape)} ${args.length}${args.length ? ' ' + args.join(' ') : ''}\t${stringLiteral(s.node)}`;
 }
 
 /** device-<r>/constants.safetensors: constant buffers as device words (`b<id>`). */
@@ -156,6 +258,7 @@ export function cudaBundleFiles(devices: readonly { device: number }[], info: { 
   for (const [name, bytes] of cudaRuntimeSources()) files.set(`runtime/${name}`, bytes);
   const sorted = devices.slice().sort((a, b) => a.device - b.device);
   files.set('devices.cpp', utf8(devicesCpp(sorted.map((d) => d.device))));
+  files.set(WMMA_SELFCHECK_FILE, utf8(wmmaSelfcheckSource()));
   files.set('CMakeLists.txt', utf8(cmakeLists(sorted.map((d) => d.device))));
   files.set('README.md', utf8(readme(sorted.length, info)));
   return files;
@@ -206,7 +309,7 @@ add_library(shardc_host STATIC runtime/host.cpp runtime/nccl_dl.cpp)
 target_include_directories(shardc_host PUBLIC runtime)
 target_link_libraries(shardc_host PUBLIC Threads::Threads \${CMAKE_DL_LIBS})
 
-add_executable(shardc_run runtime/main.cu devices.cpp
+add_executable(shardc_run runtime/main.cu devices.cpp ${WMMA_SELFCHECK_FILE}
 ${devices.map((d) => `  device-${d}/${CUDA_KERNELS_FILE}`).join('\n')})
 target_link_libraries(shardc_run PRIVATE shardc_host)
 target_compile_definitions(shardc_run PRIVATE SHARDC_BUNDLE_DIR="\${CMAKE_CURRENT_SOURCE_DIR}")
@@ -217,40 +320,101 @@ target_link_libraries(shardc_runtime_selftest PRIVATE shardc_host)
 }
 
 function readme(devices: number, info: { mesh: string; model: string }): string {
+  const n = devices;
   return `# shardc CUDA bundle
 
-Model ${commentSafe(info.model)}, mesh \`${info.mesh}\`: ${devices} device program${devices === 1 ? '' : 's'}.
+Model ${commentSafe(info.model)}, mesh \`${info.mesh}\`: ${n} device program${n === 1 ? '' : 's'}, one process per GPU.
 
 ## Build
 
 Needs CMake ≥ 3.18, a C++17 compiler and the CUDA toolkit (nvcc). NCCL is not needed to build:
-it is loaded at run time (\`dlopen("libnccl.so.2")\`).
+it is loaded at run time (\`dlopen("libnccl.so.2")\`), and only when more than one process runs.
 
-    cmake -S . -B build -G Ninja -DCMAKE_CUDA_ARCHITECTURES=80   # default: ${DEFAULT_CUDA_ARCHITECTURES} (75 instead of 70 on CUDA ≥ 13)
+    cmake -S . -B build -G Ninja -DCMAKE_CUDA_ARCHITECTURES=80   # your GPUs: 80 = A100, 90 = H100, 89 = L4/4090
     cmake --build build
 
-## Run
+Without \`-DCMAKE_CUDA_ARCHITECTURES\` the build targets ${DEFAULT_CUDA_ARCHITECTURES} (75 instead of 70 with
+CUDA ≥ 13, which dropped Volta). Outputs: \`build/shardc_run\` (every rank runs it) and
+\`build/shardc_runtime_selftest\` (host-side checks, no GPU needed:
+\`./build/shardc_runtime_selftest . ${n}\`).
 
-One process per GPU (${devices} processes), rank and world from the launcher:
+## Run with mpirun
 
-    mpirun -np ${devices} ./build/shardc_run
-    torchrun --nproc-per-node ${devices} --no-python ./build/shardc_run   # RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT
-    RANK=0 WORLD_SIZE=${devices} MASTER_ADDR=host0 MASTER_PORT=29500 ./build/shardc_run   # by hand, one per rank
+    mpirun -np ${n} ./build/shardc_run
 
-Multi-node works with the same variables (MASTER_ADDR must be reachable from every node; rank 0
-listens on MASTER_PORT, default 29500, to hand out NCCL's unique ids). Every rank of the mesh on
-one GPU, with device-local collectives (no NCCL needed):
+Rank, world size and local rank come from \`OMPI_COMM_WORLD_RANK\`, \`OMPI_COMM_WORLD_SIZE\`,
+\`OMPI_COMM_WORLD_LOCAL_RANK\`; each process uses GPU \`local rank % visible GPUs\`. NCCL's unique
+ids travel over a small TCP rendezvous: rank 0 listens on \`MASTER_PORT\` (default 29500) and the
+others connect to \`MASTER_ADDR\` (default 127.0.0.1). Across nodes, export MASTER_ADDR (a host
+name or address of rank 0's node, reachable from every node):
+
+    mpirun -np ${n} -H node0:G,node1:G -x MASTER_ADDR=node0 -x MASTER_PORT=29500 ./build/shardc_run   # G = GPUs per node
+
+## Run torchrun-style (or by hand)
+
+The variables torchrun sets: \`RANK\`, \`WORLD_SIZE\`, \`LOCAL_RANK\`, \`MASTER_ADDR\`, \`MASTER_PORT\`.
+
+    torchrun --nproc-per-node ${n} --no-python ./build/shardc_run
+    # by hand, one shell per rank r = 0..${n - 1}:
+    RANK=r LOCAL_RANK=r WORLD_SIZE=${n} MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 ./build/shardc_run
+
+A launcher that starts a different number of processes than the bundle has devices is refused
+with a message naming both counts.
+
+## Single-process mode
+
+Every rank of the mesh runs as a thread on one GPU, collectives are device-local copies (no
+NCCL needed): for tests and small machines.
 
     ./build/shardc_run --single-process
 
-Options: \`--bundle DIR\` (default: this directory, or $SHARDC_BUNDLE), \`--inputs DIR\` (raw
-little-endian files \`<rank>.<input>.bin\`; int64 as int32, bool as uint32; default zeros),
-\`--outputs DIR\` (writes \`<rank>.<output>.bin\`; default: print a checksum per output),
-\`--timeout SECONDS\` or SHARDC_COLLECTIVE_TIMEOUT_S (per collective, default 600). On a timeout
-or a peer's failure the process aborts the NCCL communicator and exits 3 naming the rank, the
-collective and its sequence number. SHARDC_NCCL_LIBRARY overrides the NCCL library path.
+## Inputs and outputs
 
-\`./build/shardc_runtime_selftest\` checks the host parts (program and safetensors reading,
-environment parsing, rendezvous, NCCL loading) without a GPU.
+\`--inputs DIR\` reads raw little-endian files \`<rank>.<input>.bin\` (each rank's local shard;
+float32 as is, int64 narrowed to int32, bool as uint32 0/1); without it inputs are zeros.
+\`--outputs DIR\` writes \`<rank>.<output>.bin\` in the same encoding; without it each rank prints
+a checksum per output. \`--bundle DIR\` (or SHARDC_BUNDLE) points at the bundle when the binary
+runs from elsewhere (default: the directory it was built from).
+
+## Collectives and timeouts
+
+AllReduce, AllGather, ReduceScatter and Broadcast run as NCCL collectives, AllToAll as grouped
+NCCL send/receive pairs (blocks packed and unpacked by copy kernels), pipeline stages exchange
+activations with NCCL Send/Recv; LocalShard and LocalPartial are kernels of the device program.
+Collectives run on their own stream; a kernel waits only for the collectives whose buffers it
+touches.
+
+Every collective has a timeout (default 600 s): a watchdog thread checks each collective in
+flight (its completion and \`ncclCommGetAsyncError\`) every 50 ms, also while the host waits
+elsewhere. On a timeout or a peer's failure the process aborts its NCCL communicators and exits
+with status 3 and a message such as
+
+    shardc: rank 1: collective #4 AllReduce (node "AllReduce_tp_7") timed out after 600 s (a peer failed or hangs; ...)
+
+In single-process mode a rank waiting for the others past the timeout exits the same way.
+
+## Tensor cores
+
+    ./build/shardc_run --selfcheck
+
+compares the tensor-core (WMMA, 16×16×16, f16 and bf16 storage with f32 accumulation) matmul with
+the plain f32 kernel on this GPU and prints the largest difference (exit 0 when both agree).
+
+## Environment and options
+
+| variable / option | meaning | default |
+|---|---|---|
+| \`OMPI_COMM_WORLD_RANK\`, \`_SIZE\`, \`_LOCAL_RANK\` | rank, world, local rank (mpirun) | |
+| \`RANK\`, \`WORLD_SIZE\`, \`LOCAL_RANK\` | the same, torchrun style | 0, 1, RANK |
+| \`MASTER_ADDR\`, \`MASTER_PORT\` | rank 0's rendezvous address | 127.0.0.1, 29500 |
+| \`SHARDC_COLLECTIVE_TIMEOUT_S\`, \`--timeout S\` | per-collective timeout in seconds | 600 |
+| \`SHARDC_NCCL_LIBRARY\` | path of libnccl.so.2 (e.g. from pip's nvidia-nccl-cu12) | libnccl.so.2 |
+| \`SHARDC_BUNDLE\`, \`--bundle DIR\` | the bundle directory | where it was built |
+| \`--inputs DIR\`, \`--outputs DIR\` | raw input/output files | zeros, checksums |
+| \`--single-process\` | all ranks on one GPU | off |
+| \`--selfcheck\` | tensor-core matmul self-check | off |
+
+Exit status: 0 success, 1 bad input or environment (missing NCCL, no GPU, wrong process count,
+bad files), 2 an internal error (CUDA failure), 3 a collective failed or timed out.
 `;
 }

@@ -24,6 +24,17 @@ export interface CliContext {
   packageRoot: string;
   stdout: Output;
   stderr: Output;
+  /** Where shardc.config.json is looked for (default: process.cwd()). */
+  cwd?: string;
+}
+
+/** --quiet / --verbose (global options, src/cli/config.ts): how much human output a command prints. */
+export type Verbosity = 'quiet' | 'normal' | 'verbose';
+
+export function verbosity(command: Command): Verbosity {
+  const o = command.optsWithGlobals<{ quiet?: boolean; verbose?: boolean }>();
+  if (o.quiet && o.verbose) throw new UserError('--quiet and --verbose exclude each other');
+  return o.quiet ? 'quiet' : o.verbose ? 'verbose' : 'normal';
 }
 
 /** Writes lines to an output (each followed by a newline). */

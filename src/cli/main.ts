@@ -16,12 +16,15 @@ import { inspectCommand } from './commands/inspect.js';
 import { partitionCommand } from './commands/partition.js';
 import { runCommand } from './commands/run.js';
 import { verifyCommand } from './commands/verify.js';
+import { installConfig } from './config.js';
 import { type CliContext, type CommandFactory, type CommandState, EXIT, type Output } from './context.js';
 
 export { EXIT };
 
 export interface MainOptions {
   packageRoot: string;
+  /** Where shardc.config.json is looked for (default: process.cwd()). */
+  cwd?: string;
   stdout?: Output;
   stderr?: Output;
 }
@@ -48,6 +51,7 @@ export function buildProgram(ctx: CliContext, state: CommandState): Command {
         /* reported by main() as one `shardc: ...` line */
       },
     });
+  installConfig(program, () => ctx.cwd ?? process.cwd());
   const factories: CommandFactory[] = [
     inspectCommand,
     partitionCommand,
@@ -69,6 +73,7 @@ export function buildProgram(ctx: CliContext, state: CommandState): Command {
 export async function main(argv: string[], opts: MainOptions): Promise<number> {
   const ctx: CliContext = {
     packageRoot: opts.packageRoot,
+    cwd: opts.cwd,
     stdout: opts.stdout ?? { write: (s) => void process.stdout.write(s) },
     stderr: opts.stderr ?? { write: (s) => void process.stderr.write(s) },
   };

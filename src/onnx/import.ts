@@ -17,7 +17,8 @@
  *   model that is a single Constant node runs as is.
  * - Shapes come from graph inputs/outputs and value_info: dim_value → number, dim_param → symbol
  *   (characters outside the symbol grammar become '_'), a dim with neither → a fresh symbol
- *   `unk__<n>`; a value without a shape keeps `shape` undefined.
+ *   `unk__<n>`; a value without a shape keeps `shape` undefined. An element type outside ONNX's
+ *   DataType enum, or a declared shape of more than 2^53 elements, is a user error.
  * - Value names are SSA: a name defined twice in one graph is an error; subgraphs may use (and
  *   shadow) names of enclosing graphs. A node input naming nothing is an error; cycles are
  *   errors (Graph.sortTopologically); nodes are stored in topological order.
@@ -212,7 +213,11 @@ class Importer {
   private shapeOf(t: TypeProto | null | undefined, loc: ErrorLocation): { dtype?: Value['dtype']; shape?: Shape } {
     const tt = t?.tensorType;
     if (!tt) return {};
-    const dtype = tt.elemType ? dtypeFromOnnx(tt.elemType) : undefined;
+    const code = tt.elemType ?? 0;
+    const dtype = code ? dtypeFromOnnx(code) : undefined;
+    // A code outside ONNX's DataType enum (0–23) is no type at all; known ONNX types shardc lacks
+    // (complex, float8, int4) stay undefined and fail where they are used.
+    if (dtype === undefined && (code < 0 || code > 23)) throw new UserError(`unknown element type ${code}`, loc);
     if (!hasField(tt, 'shape')) return { dtype };
     const shape: Dim[] = [];
     for (const d of tt.shape!.dim ?? []) {
@@ -226,6 +231,9 @@ class Importer {
         shape.push(`unk__${this.unknownDims++}`);
       }
     }
+    const statics = shape.filter((d): d is number => typeof d === 'number');
+    if (!Number.isSafeInteger(statics.reduce((a, b) => a * b, 1)))
+      throw new UserError(`declared shape [${shape.join(',')}] holds more than 2^53 elements`, loc);
     return { dtype, shape };
   }
 

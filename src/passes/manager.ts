@@ -2,7 +2,10 @@
  * The pass manager. A pass is a typed object `{ name, run(graph, ctx) }` that edits the graph in
  * place and may return whether it changed anything. A PassManager runs an ordered list of passes,
  * optionally verifying the graph after each one (tests always do), and records per-pass timings.
- * User code registers its own passes with `add`, `insertBefore` and `insertAfter`.
+ * User code controls the pipeline by pass name: `add`, `insertBefore`, `insertAfter`, `replace`,
+ * `remove`, `names`; an unknown name is a UserError listing the passes there are. shardGraph takes
+ * the pipeline it runs as ShardOptions.pipeline (a factory like defaultPipeline), so a custom pass
+ * can change what gets sharded (examples/api/custom-pass.ts).
  */
 import { UserError } from '../ir/errors.js';
 import type { Graph } from '../ir/graph.js';
@@ -32,16 +35,30 @@ export interface PassContext {
   options: Record<string, unknown>;
 }
 
+/** What a pass may report beyond editing the graph. */
+export interface PassResult {
+  /** Whether the pass changed the graph (undefined: unknown). */
+  changed?: boolean;
+  /** Counts for --verbose and tests, e.g. { pinned: 2 } (printed sorted by key). */
+  stats?: Record<string, number>;
+}
+
 export interface Pass {
   readonly name: string;
-  /** Edits the graph in place; returns whether it changed anything (undefined: unknown). */
-  run(graph: Graph, ctx: PassContext): void | boolean;
+  /** Edits the graph in place; returns whether it changed anything (undefined: unknown), or a PassResult. */
+  run(graph: Graph, ctx: PassContext): void | boolean | PassResult;
+}
+
+/** A pass from a name and a function (the object form `{ name, run }` works just as well). */
+export function definePass(name: string, run: Pass['run']): Pass {
+  return { name, run };
 }
 
 export interface PassTiming {
   name: string;
   ms: number;
   changed?: boolean;
+  stats?: Record<string, number>;
 }
 
 export interface PassManagerOptions {
@@ -114,6 +131,20 @@ export class PassManager {
     return this;
   }
 
+  /** Puts `pass` where the pass called `name` is (the new pass may keep the name or bring its own). */
+  replace(name: string, pass: Pass): this {
+    const i = this.indexOf(name);
+    if (!pass.name) throw new UserError('a pass needs a name');
+    if (pass.name !== name && this.has(pass.name)) throw new UserError(`a pass named ${JSON.stringify(pass.name)} is already in the pipeline`);
+    this.passes[i] = pass;
+    return this;
+  }
+
+  /** The pass called `name` (a UserError when there is none). */
+  get(name: string): Pass {
+    return this.passes[this.indexOf(name)]!;
+  }
+
   /**
    * Runs every pass in order on `graph` (in place). With verifyEach, an invalid input graph is a
    * UserError and a pass that leaves an invalid graph is a bug (Error naming the pass).
@@ -128,8 +159,18 @@ export class PassManager {
       const ms = performance.now() - t0;
       const timing: PassTiming = { name: pass.name, ms };
       if (typeof result === 'boolean') timing.changed = result;
+      else if (result && typeof result === 'object') {
+        if (result.changed !== undefined) timing.changed = result.changed;
+        if (result.stats) timing.stats = { ...result.stats };
+      }
       this.timings.push(timing);
-      logger.debug(`pass ${pass.name}: ${ms.toFixed(1)} ms${result === undefined ? '' : result ? ', changed' : ', unchanged'}`);
+      const stats = timing.stats
+        ? Object.keys(timing.stats)
+            .sort()
+            .map((k) => `, ${k} ${timing.stats![k]}`)
+            .join('')
+        : '';
+      logger.debug(`pass ${pass.name}: ${ms.toFixed(1)} ms${timing.changed === undefined ? '' : timing.changed ? ', changed' : ', unchanged'}${stats}`);
       if (this.verifyEach) {
         try {
           verifyGraph(graph, registry);
@@ -142,6 +183,12 @@ export class PassManager {
     return this.timings;
   }
 }
+
+/** Builds a pass pipeline from the context it will run in (defaultPipeline is one). */
+export type PipelineFactory = (opts: PassManagerOptions) => PassManager;
+
+/** The names of defaultPipeline's passes, in order (anchors for insertBefore/insertAfter). */
+export const DEFAULT_PASS_NAMES = ['canonicalize', 'shape-inference', 'constant-folding', 'dead-code', 'patterns'] as const;
 
 /** canonicalize → shape inference → constant folding → dead code → pattern annotation. */
 export function defaultPipeline(opts: PassManagerOptions = {}): PassManager {

@@ -33,7 +33,7 @@ describe('cuda bundle of the GPT-like model at tp=2', () => {
     expect(manifest.target).toBe('cuda');
     expect(manifest.devices.map((d) => d.kernels)).toEqual(['device-0/kernels.cu', 'device-1/kernels.cu']);
     const paths = manifest.files.map((f) => f.path);
-    for (const p of ['CMakeLists.txt', 'README.md', 'devices.cpp', 'runtime/main.cu', 'runtime/host.cpp', 'runtime/nccl_dl.cpp', 'runtime/shardc_runtime.h', 'device-1/program.txt', 'device-1/constants.safetensors'])
+    for (const p of ['CMakeLists.txt', 'README.md', 'devices.cpp', 'wmma_selfcheck.cu', 'runtime/main.cu', 'runtime/host.cpp', 'runtime/nccl_dl.cpp', 'runtime/shardc_runtime.h', 'device-1/program.txt', 'device-1/constants.safetensors'])
       expect(paths).toContain(p);
     const cmake = readFileSync(join(bundle, 'CMakeLists.txt'), 'utf8');
     expect(cmake).toContain('project(shardc_bundle LANGUAGES CXX CUDA)');
@@ -45,8 +45,8 @@ describe('cuda bundle of the GPT-like model at tp=2', () => {
     const used = new Set(program.filter((l) => l.startsWith('dispatch ')).map((l) => Number(l.split(' ')[1])));
     expect(used.size).toBe(kernels);
     expect(program.filter((l) => l.startsWith('collective AllReduce sum 0 2 0 1 ')).length).toBe(5);
-    // The logits are gathered along the vocabulary (dim 2): NCCL gathers flat, the runtime permutes.
-    expect(program.filter((l) => /^collective AllGather \w+ 2 2 0 1 \d+ \d+ f32 3 1 8 48 3 1 8 96\t/.test(l)).length).toBe(1);
+    // The logits are gathered along the vocabulary (dim 2, unit 1): NCCL gathers flat, the runtime permutes.
+    expect(program.filter((l) => /^collective AllGather \w+ 2 2 0 1 \d+ \d+ f32 3 1 8 48 3 1 8 96 1 1\t/.test(l)).length).toBe(1);
     expect(readFileSync(join(bundle, 'README.md'), 'utf8')).toContain('mpirun -np 2 ./build/shardc_run');
   });
 
@@ -62,6 +62,12 @@ describe('cuda bundle of the GPT-like model at tp=2', () => {
     expect(self.stdout).toContain('device 1: ');
     expect(self.stdout).toContain('6 collectives');
     expect(self.stdout).toContain('runtime selftest ok');
+    expect(self.stdout).toContain('watchdog timeout: rank 3: collective #1 AllToAll');
+
+    // --selfcheck (the tensor-core matmul against the f32 kernel) needs a GPU.
+    const selfcheck = spawnSync(join(build, 'shardc_run'), ['--selfcheck'], { encoding: 'utf8', timeout: 120000 });
+    if (selfcheck.status === 0) expect(selfcheck.stdout).toMatch(/selfcheck bf16: .* ok/);
+    else expect(selfcheck.stderr).toMatch(/^shardc: no CUDA device available for --selfcheck/);
 
     const clean = { ...process.env, RANK: undefined, WORLD_SIZE: undefined, OMPI_COMM_WORLD_RANK: undefined };
     const wrongWorld = spawnSync(join(build, 'shardc_run'), [], { encoding: 'utf8', env: { ...clean, RANK: '0', WORLD_SIZE: '3' } });

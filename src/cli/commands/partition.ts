@@ -1,6 +1,7 @@
 /**
  * `shardc partition <model.onnx> --mesh tp=4[,dp=2] [--strategy megatron|...|auto|<spec.json>]
- * [--target cpu|wgsl|cuda] [--dim batch=1,sequence=16] --out <dir> [--force] [--json]`: shards the model over
+ * [--target cpu|wgsl|cuda] [--dim batch=1,sequence=16] [--hardware hw.json] [--memory-limit 80GiB] [--no-weights]
+ * --out <dir> [--force] [--json]`: shards the model over
  * the mesh and writes the bundle (src/bundle/write.ts) atomically. Prints the bundle path and the
  * SHA-256 of its manifest (which covers every file), or with --json one document
  * {bundle, manifestSha256, devices, collectives}. Bad input exits 1 and writes nothing.
@@ -9,7 +10,8 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { partitionModelForTarget } from '../../bundle/partition.js';
-import { type CliContext, type CommandState, parseDims, printJson, println, requireCpuTarget } from '../context.js';
+import { parseBytes } from '../../hardware/hardware.js';
+import { type CliContext, type CommandState, parseDims, printJson, println, requireCpuTarget, verbosity } from '../context.js';
 
 interface PartitionCliOptions {
   mesh: string;
@@ -19,6 +21,10 @@ interface PartitionCliOptions {
   out: string;
   force?: boolean;
   json?: boolean;
+  hardware?: string;
+  memoryLimit?: string;
+  /** false with --no-weights (commander's negated option). */
+  weights?: boolean;
 }
 
 /** The package's version (recorded in manifests). */
@@ -41,7 +47,12 @@ export function partitionCommand(ctx: CliContext, _state: CommandState): Command
     .requiredOption('--out <dir>', 'bundle directory (replaced atomically)')
     .option('--force', 'replace --out even when it is not a shardc bundle')
     .option('--json', 'print one JSON document')
-    .action(async (modelPath: string, opts: PartitionCliOptions) => {
+    .option('--hardware <file>', 'hardware file (examples/hardware/*.json): link bandwidths per mesh axis, per-device time estimates in report.json, default memory limit')
+    .option('--memory-limit <bytes>', 'per-device memory limit, e.g. 80GiB or 85899345920 (default: the hardware file\'s device memory)')
+    .option('--no-weights', 'read and write no weight: plan, schedule, reports and (wgsl) kernels only')
+    .action(async (modelPath: string, opts: PartitionCliOptions, command: Command) => {
+      const level = verbosity(command);
+      const started = performance.now();
       const target = opts.target === 'wgsl' || opts.target === 'cuda' ? opts.target : requireCpuTarget(opts.target);
       const r = await partitionModelForTarget(modelPath, {
         mesh: opts.mesh,
@@ -51,8 +62,14 @@ export function partitionCommand(ctx: CliContext, _state: CommandState): Command
         out: opts.out,
         force: opts.force,
         shardcVersion: shardcVersion(ctx.packageRoot),
+        hardware: opts.hardware,
+        memoryLimit: opts.memoryLimit !== undefined ? parseBytes(opts.memoryLimit) : undefined,
+        noWeights: opts.weights === false,
       });
+      if (level === 'verbose') ctx.stderr.write(`partition: ${(performance.now() - started).toFixed(0)} ms\n`);
       if (opts.json) printJson(ctx, r);
+      // --quiet: one line a script can split: the bundle path and its manifest SHA-256.
+      else if (level === 'quiet') println(ctx.stdout, `${r.bundle} ${r.manifestSha256}`);
       else
         println(
           ctx.stdout,

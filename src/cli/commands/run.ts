@@ -18,12 +18,13 @@ import { readTensorFile, writeTensorFile } from '../../onnx/tensor-file.js';
 import { runGraph } from '../../targets/cpu/interpreter.js';
 import { formatNumber } from '../../verify/compare.js';
 import { feedsFromFiles, numberedTensorFiles } from '../../verify/feeds.js';
-import { type CliContext, println, requireCpuTarget, type CommandState } from '../context.js';
+import { type CliContext, printJson, println, requireCpuTarget, type CommandState, verbosity } from '../context.js';
 
 interface RunOptions {
   inputs: string;
   outputs?: string;
   target?: string;
+  json?: boolean;
 }
 
 export function runCommand(ctx: CliContext, _state: CommandState): Command {
@@ -33,13 +34,16 @@ export function runCommand(ctx: CliContext, _state: CommandState): Command {
     .requiredOption('--inputs <dir>', 'directory with input_<i>.pb or input_<i>.npy')
     .option('--outputs <dir>', 'write output_<i>.pb here')
     .option('--target <target>', 'cpu (a bundle runs on its own target: wgsl bundles on WebGPU)', 'cpu')
-    .action(async (modelPath: string, opts: RunOptions) => {
+    .option('--json', 'print one JSON document: {outputs: [{name, dtype, shape, values (the first 8)}], outputsDir}')
+    .action(async (modelPath: string, opts: RunOptions, command: Command) => {
+      const level = verbosity(command);
       requireCpuTarget(opts.target);
       const outputs =
         existsSync(modelPath) && statSync(modelPath).isDirectory() ? await runBundleOnTarget(modelPath, opts.inputs) : runModelOnFiles(modelPath, opts.inputs);
-      if (opts.outputs !== undefined) {
-        writeOutputs(opts.outputs, outputs);
-        println(ctx.stdout, `wrote ${outputs.length} output${outputs.length === 1 ? '' : 's'} to ${opts.outputs}`);
+      if (opts.outputs !== undefined) writeOutputs(opts.outputs, outputs);
+      if (opts.json) printJson(ctx, { outputs: outputs.map((o) => tensorJson(o.name, o.tensor)), outputsDir: opts.outputs ?? null });
+      else if (opts.outputs !== undefined) {
+        if (level !== 'quiet') println(ctx.stdout, `wrote ${outputs.length} output${outputs.length === 1 ? '' : 's'} to ${opts.outputs}`);
       } else for (const [i, o] of outputs.entries()) println(ctx.stdout, describeTensor(`output_${i} ${o.name}`, o.tensor));
     });
 }
@@ -82,6 +86,19 @@ function writeOutputs(dir: string, outputs: { name: string; tensor: Tensor }[]):
   const tmp = `.shardc-tmp-${process.pid}`;
   outputs.forEach((o, i) => writeTensorFile(join(dir, `${tmp}-output_${i}.pb`), o.tensor, o.name));
   outputs.forEach((_, i) => renameSync(join(dir, `${tmp}-output_${i}.pb`), join(dir, `output_${i}.pb`)));
+}
+
+/** An output for --json: name, dtype, shape and the first values (NaN and ±Infinity as strings). */
+export function tensorJson(name: string, t: Tensor, max = 8): { name: string; dtype: string; shape: number[]; values: (number | string)[] } {
+  const values: (number | string)[] = [];
+  for (let i = 0; i < Math.min(max, t.size); i++) {
+    if (t.dtype === 'string') values.push(t.strings![i]!);
+    else {
+      const v = Number(t.data[i]!);
+      values.push(Number.isFinite(v) ? v : String(v));
+    }
+  }
+  return { name, dtype: t.dtype, shape: [...t.shape], values };
 }
 
 /** `name dtype[shape] = [v0, v1, ...]` (first values only). */

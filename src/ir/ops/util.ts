@@ -26,6 +26,8 @@ export const ints = (t: Tensor | undefined): number[] | undefined => (t ? Array.
 
 /** Normalises an axis or throws a UserError naming the node. */
 export function axisOf(ctx: { node: { label: string } }, axis: number, rank: number): number {
+  // Axes read from a tensor input may be any number (a float tensor wired in as axes).
+  if (!Number.isInteger(axis)) throw new UserError(`axis ${axis} is not an integer`, { node: ctx.node.label });
   const a = normAxis(axis, rank);
   if (a === undefined) throw new UserError(`axis ${axis} is out of range for rank ${rank}`, { node: ctx.node.label });
   return a;

@@ -25,7 +25,7 @@ import { type Graph, type Node, Value } from '../../ir/graph.js';
 import { type Layout, type Placement, Replicate, Shard, formatPlacement } from '../../ir/layout.js';
 import type { OpRegistry } from '../../ir/registry.js';
 import { symbolsOf } from '../../ir/shape.js';
-import { defaultPipeline } from '../manager.js';
+import { type PipelineFactory, defaultPipeline } from '../manager.js';
 import { annotatePatterns } from '../patterns.js';
 import { namer } from '../util.js';
 import { formatCandidate } from './check-rule.js';
@@ -37,12 +37,22 @@ import type { Candidate, ShardingRuleRegistry } from './rule.js';
 import { readSpecFile, specSeeds } from './spec-file.js';
 import { chooseAuto } from './strategies/auto.js';
 import { type AxisPreset, assignPresets } from './strategies/index.js';
+import { type CustomStrategy, assignCustomStrategy, customStrategyName, withPins } from './strategies/custom.js';
 import { type UnitAnalysis, analyseUnits, nodeCandidates } from './units.js';
 import { replicatedAxis, shardPipeline } from './pipeline/index.js';
 
 export interface ShardOptions {
-  /** A preset name (`megatron`, `data`, `data+megatron`), `auto`, `spec`, or a path to a spec file (`*.json`). */
-  strategy: string;
+  /**
+   * A preset name (`megatron`, `data`, `data+megatron`), `auto`, `spec`, or a path to a spec file
+   * (`*.json`); or a custom strategy (strategies/custom.ts): an annotation function, a Preset, or
+   * a list of Presets.
+   */
+  strategy: string | CustomStrategy;
+  /**
+   * The graph passes run before sharding (default: defaultPipeline). A factory, so that the
+   * pipeline gets this call's registry and bindings: `(o) => defaultPipeline(o).insertAfter(...)`.
+   */
+  pipeline?: PipelineFactory;
   registry: OpRegistry;
   rules: ShardingRuleRegistry;
   /** Values of symbolic dims (--dim batch=1,sequence=128). */
@@ -130,7 +140,8 @@ function runAxes(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, seedsFor: (
     const candidates = new Map<Node, Candidate[]>();
     for (const n of graph.nodes) candidates.set(n, nodeCandidates(n, opts.rules, axis.size));
     const units = analyseUnits(graph, candidates);
-    const seeds = finalSeeds(seedsFor(axis.name), units);
+    // Layouts pinned by passes (strategies/custom.ts) override the strategy's seeds.
+    const seeds = finalSeeds(withPins(graph, axis.name, seedsFor(axis.name)), units);
     const prop = propagateAxis(graph, axis, { registry: opts.registry, candidates, units, seeds, cost: opts.cost });
     return { prop, seeds };
   });
@@ -144,13 +155,14 @@ function presetSeeds(graph: Graph, mesh: DeviceMesh, registry: OpRegistry, prese
 }
 
 export function shardGraph(graph: Graph, mesh: DeviceMesh, opts: ShardOptions): ShardPlan {
+  if (typeof opts.strategy !== 'string') return shardCustom(graph, mesh, opts, opts.strategy);
   const staged = opts.stageAxis === undefined && opts.strategy !== 'auto' && opts.strategy !== 'spec' && !isSpecPath(opts.strategy)
     ? assignPresets(opts.strategy, mesh)
     : undefined;
   if (staged?.some((p) => p.preset.mpmd)) return shardPipeline(graph, mesh, opts, staged, (o) => shardGraph(graph, mesh, o));
   const bindings = { ...(opts.bindings ?? {}) };
   checkBound(graph, bindings);
-  defaultPipeline({ registry: opts.registry, bindings }).run(graph);
+  (opts.pipeline ?? defaultPipeline)({ registry: opts.registry, bindings }).run(graph);
   checkStatic(graph);
 
   let resolved: Resolved;
@@ -175,6 +187,16 @@ export function shardGraph(graph: Graph, mesh: DeviceMesh, opts: ShardOptions): 
   const spec = resolved.spec!;
   const runs = runAxes(graph, mesh, opts, (axis) => spec.get(axis) ?? new Map());
   return assemble(graph, mesh, runs, strategyName, bindings);
+}
+
+/** shardGraph with a custom strategy (strategies/custom.ts): bind, run the passes, plan with its presets. */
+function shardCustom(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, strategy: CustomStrategy): ShardPlan {
+  const presets = assignCustomStrategy(strategy, mesh);
+  const bindings = { ...(opts.bindings ?? {}) };
+  checkBound(graph, bindings);
+  (opts.pipeline ?? defaultPipeline)({ registry: opts.registry, bindings }).run(graph);
+  checkStatic(graph);
+  return planWithPresets(graph, mesh, opts, presets, customStrategyName(strategy), bindings);
 }
 
 /** The plan of a graph (bound, passes run) under one preset per axis: prepare, seed, propagate, assemble. */
