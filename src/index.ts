@@ -54,7 +54,8 @@ export { verifySharded, type ShardedVerifyOptions, type ShardedVerifyReport } fr
 export type { Kernel, KernelBody, Launch } from './codegen/kernel.js';
 export type { HostProgram, HostRuntime, HostStep, DispatchStep, CollectiveStep, HostBuffer, HostSlot, HostTensorRef } from './codegen/host/program.js';
 export { generateHostModule, emitHostJs } from './codegen/host/generate.js';
-export { readHostProgram, checkHostInputs } from './bundle/host-program.js';
+export { readHostProgram, decodeHostProgram, checkHostInputs } from './bundle/host-program.js';
+export { checkManifest, checkPlan, manifestMesh, shardPlanFromRecord } from './bundle/read.js';
 export { renderKernel as renderWgslKernel } from './codegen/wgsl/kernel.js';
 export { identifier, IdentifierTable, commentSafe, stringLiteral } from './codegen/names.js';
 export { recordHostProgram } from './codegen/host/record.js';
@@ -62,5 +63,11 @@ export { planMemory, memoryStats } from './codegen/host/memory.js';
 export { fuseHostProgram, fuseLaunches, dispatchCount } from './codegen/fuse.js';
 export { runHostProgramCpu, runHostProgramsCpu } from './codegen/host/cpu-run.js';
 // WebGPU runtime
-export { WebGPUSession } from './targets/webgpu/session.js';
+export { WebGPUSession, guardRun, deviceLoss, workgroupStorageBytes } from './targets/webgpu/session.js';
 export { WebGPUMeshSession } from './targets/webgpu/mesh-session.js';
+export * from './api/index.js';
+export { renderReportHtml, opGraphView, layoutOpGraph } from './bundle/report-html/index.js';
+export { buildReportView, type ReportView, type ReportProfile } from './bundle/report.js';
+// Hardware descriptions and the cost model
+export { loadHardware, parseHardware, meshWithHardware, axisLinks, type Hardware } from './hardware/hardware.js';
+export { collectiveSeconds, opSeconds, deviceCost, planDeviceCosts } from './passes/sharding/cost.js';

@@ -58,10 +58,16 @@ const TYPES: Record<string, string> = {
 
 /**
  * Serves `/shardc.js` (the bundle), `/` (examples/browser/index.html) and files under the package's
- * examples/ folder (under `packageRoot`), on 127.0.0.1 at an ephemeral port (or `port`).
+ * examples/ folder (under `packageRoot`), on 127.0.0.1 at an ephemeral port (or `port`). `mounts`
+ * serves more folders: URL prefix (e.g. '/bundle/') → directory (e.g. a partitioned bundle).
  */
-export async function serveBrowserDemo(packageRoot: string, bundle: string, port = 0): Promise<{ server: Server; url: string }> {
-  const root = resolve(packageRoot, 'examples');
+export async function serveBrowserDemo(
+  packageRoot: string,
+  bundle: string,
+  port = 0,
+  mounts: Readonly<Record<string, string>> = {},
+): Promise<{ server: Server; url: string }> {
+  const examples = resolve(packageRoot, 'examples');
   const server = createServer((req, res) => {
     res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
     res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
@@ -73,7 +79,9 @@ export async function serveBrowserDemo(packageRoot: string, bundle: string, port
       res.end(bundle);
       return;
     }
-    const file = normalize(join(root, path === '/' ? 'browser/index.html' : path));
+    const mount = Object.keys(mounts).find((prefix) => path.startsWith(prefix));
+    const root = mount ? resolve(mounts[mount]) : examples;
+    const file = normalize(join(root, mount ? path.slice(mount.length) : path === '/' ? 'browser/index.html' : path));
     if (!file.startsWith(root + sep)) {
       res.statusCode = 403;
       res.end();

@@ -157,13 +157,24 @@ void Watchdog::stop() {
   thread_ = nullptr;
 }
 
-const char* elem_name(ElemType t) { return t == ElemType::F32 ? "f32" : t == ElemType::I32 ? "i32" : "u32"; }
-size_t elem_bytes(ElemType) { return 4; }
+const char* elem_name(ElemType t) {
+  switch (t) {
+    case ElemType::F32: return "f32";
+    case ElemType::I32: return "i32";
+    case ElemType::U32: return "u32";
+    case ElemType::F16: return "f16";
+    case ElemType::BF16: return "bf16";
+  }
+  return "?";
+}
+size_t elem_bytes(ElemType t) { return t == ElemType::F16 || t == ElemType::BF16 ? 2 : 4; }
 
 static ElemType parse_type(const std::string& s, const std::string& where) {
   if (s == "f32") return ElemType::F32;
   if (s == "i32") return ElemType::I32;
   if (s == "u32") return ElemType::U32;
+  if (s == "f16") return ElemType::F16;
+  if (s == "bf16") return ElemType::BF16;
   throw std::runtime_error(where + ": unknown element type '" + s + "'");
 }
 
@@ -203,7 +214,7 @@ Program read_program(const std::string& path) {
       need(b.id == (int)p.buffers.size() && role >= 0 && role <= 2 && b.slot >= 0 && b.slot < (int)p.slot_bytes.size());
       b.type = parse_type(type, where);
       b.role = (Role)role;
-      if (b.length * 4 > p.slot_bytes[b.slot]) throw std::runtime_error(where + ": buffer larger than its slot");
+      if (b.length * (int64_t)elem_bytes(b.type) > p.slot_bytes[b.slot]) throw std::runtime_error(where + ": buffer larger than its slot");
       p.buffers.push_back(b);
     } else if (kw == "input" || kw == "output") {
       TensorRef t; std::string type;

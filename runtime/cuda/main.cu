@@ -14,6 +14,8 @@
 // rendezvous at MASTER_ADDR:MASTER_PORT. `--single-process` runs every rank of the mesh as a
 // thread on one GPU with device-local collectives (tests, small machines).
 #include <cuda_runtime.h>
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
 
 #include <algorithm>
 #include <chrono>
@@ -52,6 +54,18 @@ constexpr int MAX_GROUP = 16;
 template <typename T>
 struct Ins { const T* p[MAX_GROUP]; };
 
+// Element <-> float for the reductions (2-byte floats reduce in f32 and round once on store).
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+template <typename T> struct IsHalf { static constexpr bool value = false; };
+template <> struct IsHalf<__half> { static constexpr bool value = true; };
+template <> struct IsHalf<__nv_bfloat16> { static constexpr bool value = true; };
+
 // out[o*out_stride + out_off + t] = reduce_j ins[j][o*in_stride + in_off + t] for o < outer, t < inner.
 template <typename T>
 __global__ void strided_reduce(T* out, Ins<T> ins, int n, long long outer, long long inner, long long in_stride, long long in_off,
@@ -60,12 +74,22 @@ __global__ void strided_reduce(T* out, Ins<T> ins, int n, long long outer, long 
   for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x) {
     long long o = e / inner, t = e % inner;
     long long at = o * in_stride + in_off + t;
-    T acc = ins.p[0][at];
-    for (int j = 1; j < n; j++) {
-      T x = ins.p[j][at];
-      acc = op == 0 ? acc + x : op == 1 ? (x > acc ? x : acc) : (x < acc ? x : acc);
+    if constexpr (IsHalf<T>::value) {
+      if (n == 1) { out[o * out_stride + out_off + t] = ins.p[0][at]; continue; }  // a copy: bits as they are
+      float acc = to_f(ins.p[0][at]);
+      for (int j = 1; j < n; j++) {
+        float x = to_f(ins.p[j][at]);
+        acc = op == 0 ? acc + x : op == 1 ? (x > acc ? x : acc) : (x < acc ? x : acc);
+      }
+      out[o * out_stride + out_off + t] = from_f<T>(acc);
+    } else {
+      T acc = ins.p[0][at];
+      for (int j = 1; j < n; j++) {
+        T x = ins.p[j][at];
+        acc = op == 0 ? acc + x : op == 1 ? (x > acc ? x : acc) : (x < acc ? x : acc);
+      }
+      out[o * out_stride + out_off + t] = acc;
     }
-    out[o * out_stride + out_off + t] = acc;
   }
 }
 
@@ -81,6 +105,8 @@ static void launch_reduce(ElemType type, void* out, const std::vector<const void
   };
   if (type == ElemType::F32) go((float*)nullptr);
   else if (type == ElemType::I32) go((int*)nullptr);
+  else if (type == ElemType::F16) go((__half*)nullptr);
+  else if (type == ElemType::BF16) go((__nv_bfloat16*)nullptr);
   else go((unsigned*)nullptr);
   check(cudaGetLastError(), "collective copy kernel");
 }
@@ -131,7 +157,7 @@ class RankRun {
     for (auto& b : p_.buffers) {
       if (b.role != Role::Constant) continue;
       const SafeTensor* t = st.find("b" + std::to_string(b.id));
-      if (!t || t->end - t->begin != (uint64_t)b.length * 4) die(1, std::string(entry_.constants) + ": constant b" + std::to_string(b.id) + " is missing or has the wrong size");
+      if (!t || t->end - t->begin != (uint64_t)b.length * elem_bytes(b.type)) die(1, std::string(entry_.constants) + ": constant b" + std::to_string(b.id) + " is missing or has the wrong size");
       check(cudaMemcpy(slots_[b.slot], st.data.data() + t->begin, t->end - t->begin, cudaMemcpyHostToDevice), "upload constants");
     }
     for (auto& in : p_.inputs) {
@@ -140,7 +166,7 @@ class RankRun {
       std::string path = o_.inputs + "/" + std::to_string(rank_) + "." + sanitize(in.name) + ".bin";
       std::ifstream f(path, std::ios::binary);
       if (!f) die(1, "rank " + std::to_string(rank_) + ": missing input file " + path);
-      std::vector<char> bytes((size_t)b.length * 4);
+      std::vector<char> bytes((size_t)b.length * elem_bytes(b.type));
       if (!f.read(bytes.data(), (std::streamsize)bytes.size())) die(1, path + ": expected " + std::to_string(bytes.size()) + " bytes (" + elem_name(b.type) + ")");
       check(cudaMemcpy(slots_[b.slot], bytes.data(), bytes.size(), cudaMemcpyHostToDevice), "upload input");
     }
@@ -207,7 +233,8 @@ class RankRun {
     auto found = comms_.find(c.group);
     if (found == comms_.end()) die(2, "rank " + std::to_string(rank_) + ": no communicator for the group of node " + s.node);
     ncclComm_t comm = found->second;
-    ncclDataType_t dt = c.type == ElemType::F32 ? ncclFloat32 : c.type == ElemType::I32 ? ncclInt32 : ncclUint32;
+    ncclDataType_t dt = c.type == ElemType::F32 ? ncclFloat32 : c.type == ElemType::I32 ? ncclInt32 : c.type == ElemType::F16 ? ncclFloat16 : c.type == ElemType::BF16 ? ncclBfloat16 : ncclUint32;
+    const long long eb = (long long)elem_bytes(c.type);
     ncclRedOp_t op = c.reduce == Reduce::Sum ? ncclSum : c.reduce == Reduce::Max ? ncclMax : ncclMin;
     const int g = (int)c.group.size();
     const size_t n_in = (size_t)prod(c.in_shape, 0, c.in_shape.size()), n_out = (size_t)prod(c.out_shape, 0, c.out_shape.size());
@@ -220,17 +247,17 @@ class RankRun {
       case CollOp::AllGather: {
         // NCCL gathers flat (member-major); the output's dim `dim` is permuted into place.
         const long long outer = prod(c.in_shape, 0, c.dim), K = prod(c.in_shape, c.dim, c.in_shape.size());
-        void* tmp = scratch(n_out * 4);
+        void* tmp = scratch(n_out * eb);
         r = nccl->AllGather(ptr(c.input), tmp, n_in, dt, comm, comm_);
         for (int j = 0; j < g; j++)
-          launch_reduce(c.type, ptr(c.output), {(const char*)tmp + j * outer * K * 4}, outer, K, K, 0, g * K, j * K, 0, comm_);
+          launch_reduce(c.type, ptr(c.output), {(const char*)tmp + j * outer * K * eb}, outer, K, K, 0, g * K, j * K, 0, comm_);
         break;
       }
       case CollOp::ReduceScatter: {
         const long long outer = prod(c.out_shape, 0, c.dim), Kc = prod(c.out_shape, c.dim, c.out_shape.size());
-        void* tmp = scratch(n_in * 4);
+        void* tmp = scratch(n_in * eb);
         for (int j = 0; j < g; j++)
-          launch_reduce(c.type, (char*)tmp + j * outer * Kc * 4, {ptr(c.input)}, outer, Kc, g * Kc, j * Kc, Kc, 0, 0, comm_);
+          launch_reduce(c.type, (char*)tmp + j * outer * Kc * eb, {ptr(c.input)}, outer, Kc, g * Kc, j * Kc, Kc, 0, 0, comm_);
         r = nccl->ReduceScatter(tmp, ptr(c.output), n_out, dt, op, comm, comm_);
         break;
       }
@@ -240,16 +267,16 @@ class RankRun {
       case CollOp::AllToAll: {
         // Pack block j (along to_dim) contiguously, exchange blocks pairwise, unpack along from_dim.
         const long long B = alltoall_block(c);
-        char* send = static_cast<char*>(scratch(2 * (size_t)B * g * 4));
-        char* recv = send + B * g * 4;
-        for (int j = 0; j < g; j++) copy_box(c.type, send + j * B * 4, ptr(c.input), alltoall_pack(c, j), comm_);
+        char* send = static_cast<char*>(scratch(2 * (size_t)B * g * eb));
+        char* recv = send + B * g * eb;
+        for (int j = 0; j < g; j++) copy_box(c.type, send + j * B * eb, ptr(c.input), alltoall_pack(c, j), comm_);
         r = nccl->GroupStart();
         for (int j = 0; j < g && r == ncclSuccess; j++) {
-          r = both(r, nccl->Send(send + j * B * 4, (size_t)B, dt, j, comm, comm_));
-          r = both(r, nccl->Recv(recv + j * B * 4, (size_t)B, dt, j, comm, comm_));
+          r = both(r, nccl->Send(send + j * B * eb, (size_t)B, dt, j, comm, comm_));
+          r = both(r, nccl->Recv(recv + j * B * eb, (size_t)B, dt, j, comm, comm_));
         }
         r = both(r, nccl->GroupEnd());
-        for (int m = 0; m < g; m++) copy_box(c.type, ptr(c.output), recv + m * B * 4, alltoall_unpack(c, m), comm_);
+        for (int m = 0; m < g; m++) copy_box(c.type, ptr(c.output), recv + m * B * eb, alltoall_unpack(c, m), comm_);
         break;
       }
       case CollOp::Send:  // group = {sender, receiver}: the receiver is communicator rank 1
@@ -291,7 +318,7 @@ class RankRun {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(o_.timeout_s);
     const std::string late = "timed out after " + std::to_string((int)o_.timeout_s) + " s waiting for the other ranks";
     if (c.op == CollOp::Send || c.op == CollOp::Recv) {
-      const size_t bytes = (size_t)prod(c.out_shape, 0, c.out_shape.size()) * 4;
+      const size_t bytes = (size_t)prod(c.out_shape, 0, c.out_shape.size()) * elem_bytes(c.type);
       const auto key = std::make_tuple(c.group[0], c.group[1], c.args[1]);
       std::unique_lock<std::mutex> lock(x.mu);
       if (c.op == CollOp::Send) {
@@ -333,7 +360,7 @@ class RankRun {
         } else if (c.op == CollOp::AllToAll) {
           // Sender m's block r, packed into scratch, then placed at m's offset in r's output.
           const long long B = alltoall_block(c);
-          void* tmp = scratch((size_t)B * 4);
+          void* tmp = scratch((size_t)B * elem_bytes(c.type));
           for (int m = 0; m < g; m++) {
             copy_box(c.type, tmp, slot.in[m], alltoall_pack(c, r), comm_);
             copy_box(c.type, slot.out[r], tmp, alltoall_unpack(c, m), comm_);
@@ -354,16 +381,23 @@ class RankRun {
       for (auto& out : p_.outputs) {
         const Buffer& b = p_.buffers[out.buffer];
         std::vector<float> h((size_t)b.length);
-        check(cudaMemcpy(h.data(), ptr(out.buffer), h.size() * 4, cudaMemcpyDeviceToHost), "download");
+        check(cudaMemcpy(h.data(), ptr(out.buffer), h.size() * elem_bytes(b.type), cudaMemcpyDeviceToHost), "download");
         double sum = 0;
-        for (size_t k = 0; k < h.size(); k++) sum += b.type == ElemType::F32 ? h[k] : (double)((int*)h.data())[k];
+        const uint16_t* h16 = reinterpret_cast<const uint16_t*>(h.data());
+        auto half_bits = [&](size_t k) -> double {  // 2-byte floats widened on the host
+          uint32_t u = b.type == ElemType::BF16 ? (uint32_t)h16[k] << 16 : 0;
+          if (b.type == ElemType::F16) return (double)__half2float(__half_raw{h16[k]});
+          float f; std::memcpy(&f, &u, 4); return f;
+        };
+        for (size_t k = 0; k < h.size(); k++)
+          sum += b.type == ElemType::F32 ? h[k] : b.type == ElemType::F16 || b.type == ElemType::BF16 ? half_bits(k) : (double)((int*)h.data())[k];
         std::printf("rank %d output %s: %lld elements, sum %.6g\n", rank_, out.name.c_str(), (long long)b.length, sum);
       }
       return;
     }
     for (auto& out : p_.outputs) {
       const Buffer& b = p_.buffers[out.buffer];
-      std::vector<char> h((size_t)b.length * 4);
+      std::vector<char> h((size_t)b.length * elem_bytes(b.type));
       check(cudaMemcpy(h.data(), ptr(out.buffer), h.size(), cudaMemcpyDeviceToHost), "download");
       std::string path = o_.outputs + "/" + std::to_string(rank_) + "." + sanitize(out.name) + ".bin";
       std::ofstream f(path, std::ios::binary);

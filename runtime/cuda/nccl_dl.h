@@ -12,7 +12,7 @@ typedef int ncclResult_t;  // ncclSuccess = 0, ncclInProgress = 7
 typedef int ncclDataType_t;  // ncclInt32 = 2, ncclUint32 = 3, ncclFloat32 = 7
 typedef int ncclRedOp_t;     // ncclSum = 0, ncclProd = 1, ncclMax = 2, ncclMin = 3
 constexpr ncclResult_t ncclSuccess = 0, ncclInProgress = 7;
-constexpr ncclDataType_t ncclInt32 = 2, ncclUint32 = 3, ncclFloat32 = 7;
+constexpr ncclDataType_t ncclInt32 = 2, ncclUint32 = 3, ncclFloat16 = 6, ncclFloat32 = 7, ncclBfloat16 = 9;
 constexpr ncclRedOp_t ncclSum = 0, ncclProd = 1, ncclMax = 2, ncclMin = 3;
 
 struct Nccl {

@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
         if (b.role == Role::Constant) {
           constants++;
           const SafeTensor* t = st.find("b" + std::to_string(b.id));
-          CHECK(t && t->end - t->begin == (uint64_t)b.length * 4, "constant present with its size");
+          CHECK(t && t->end - t->begin == (uint64_t)b.length * elem_bytes(b.type), "constant present with its size");
         }
       CHECK(p.device == r, "program device number");
       std::string by;

@@ -26,7 +26,8 @@ struct DeviceEntry {
 };
 
 // ---- the host program (device-<r>/program.txt, written by src/bundle/cuda.ts) ----------------
-enum class ElemType { F32 = 0, I32 = 1, U32 = 2 };
+// F16 / BF16: 2-byte float storage of float16 / bfloat16 tensors (kernels compute in f32).
+enum class ElemType { F32 = 0, I32 = 1, U32 = 2, F16 = 3, BF16 = 4 };
 enum class Role { Input = 0, Constant = 1, Temp = 2 };
 
 struct Buffer {

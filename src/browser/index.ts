@@ -4,7 +4,8 @@
  * from bytes — a model file, or a single-device bundle's device model with its weights, fetched
  * over HTTP — and runs it with the WebGPU runtime on navigator.gpu. Nothing here reads files:
  * Node built-ins that the importer's file paths use are stubbed out of the browser bundle, and
- * external data is inlined from fetched bytes before import.
+ * external data is inlined from fetched bytes before import. A multi-device wgsl bundle runs through
+ * `fetchBundle` (bundle.ts): its ahead-of-time host programs, all logical devices on one GPUDevice.
  */
 import type { DType } from '../ir/dtype.js';
 import { UserError } from '../ir/errors.js';
@@ -22,6 +23,7 @@ import { prepareGraph } from '../bench/prepared.js';
 import type { Profile } from '../bench/profile.js';
 
 export { Tensor, UserError, acquireBrowserDevice, type Model, type Profile, type WebGPUDevice };
+export { type BrowserBundle, type FetchBundleOptions, fetchBundle } from './bundle.js';
 
 /** A tensor as plain data (what crosses a page boundary or comes from user code). */
 export interface TensorData {

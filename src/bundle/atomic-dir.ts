@@ -6,6 +6,12 @@
  * Replacing an existing directory is two renames (target → aside, temp → target) followed by
  * removing the old one; Node has no portable atomic directory exchange (renameat2 RENAME_EXCHANGE).
  * If the second rename fails the old directory is renamed back.
+ *
+ * A process killed between the two renames leaves no target and the complete old directory aside
+ * (`.<name>.old-<pid>-...`); one killed while writing leaves a `.<name>.tmp-<pid>-...`. The next
+ * write to the same target repairs both before it starts (`recoverInterrupted`): leftovers of
+ * processes that are no longer running are removed, and an old directory whose target is missing
+ * is renamed back first, so the target is again the old directory until the new one is complete.
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -45,9 +51,10 @@ export function checkWritableTarget(target: string, opts: AtomicWriteOptions): v
 }
 
 export function writeDirAtomic(target: string, files: readonly DirFile[], opts: AtomicWriteOptions = {}): void {
-  checkWritableTarget(target, opts);
   const abs = resolve(target);
   const parent = dirname(abs);
+  recoverInterrupted(abs);
+  checkWritableTarget(target, opts);
   let createdParents: string[] = [];
   const tag = `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   const tmp = join(parent, `.${basename(abs)}.tmp-${tag}`);
@@ -83,6 +90,54 @@ export function writeDirAtomic(target: string, files: readonly DirFile[], opts: 
     if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) throw new UserError(`cannot write the ${opts.what ?? 'directory'} (${code})`, { file: target });
     throw e;
   }
+}
+
+/** `.<name>.tmp-<pid>-<time>-<random>` and `.<name>.old-...` beside `<name>`, as writeDirAtomic names them. */
+function leftoverName(base: string, name: string): { kind: 'tmp' | 'old'; pid: number } | undefined {
+  const prefix = `.${base}.`;
+  if (!name.startsWith(prefix)) return undefined;
+  const m = /^(tmp|old)-(\d+)-[0-9a-z]+-[0-9a-z]+$/.exec(name.slice(prefix.length));
+  return m ? { kind: m[1] as 'tmp' | 'old', pid: Number(m[2]) } : undefined;
+}
+
+/** Whether a process with this id runs on this machine (EPERM: it does, as another user). */
+function processRuns(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Repairs what an interrupted writeDirAtomic of `abs` left beside it, if the process that left it
+ * no longer runs: a missing target gets its old directory back; temporary and old directories are
+ * removed. Leftovers of running processes (a concurrent write) are not touched.
+ */
+export function recoverInterrupted(abs: string): void {
+  const parent = dirname(abs);
+  const base = basename(abs);
+  let names: string[];
+  try {
+    names = readdirSync(parent).sort();
+  } catch {
+    return; // no parent yet: nothing was left
+  }
+  const stale = names.flatMap((n) => {
+    const l = leftoverName(base, n);
+    return l && !processRuns(l.pid) ? [{ ...l, path: join(parent, n) }] : [];
+  });
+  const old = stale.find((l) => l.kind === 'old');
+  if (old && !existsSync(abs)) {
+    try {
+      renameSync(old.path, abs);
+    } catch {
+      return; // keep everything as it is rather than lose the old directory
+    }
+  }
+  for (const l of stale) removeQuietly(l.path);
 }
 
 function writeParts(file: string, parts: readonly Uint8Array[]): void {

@@ -16,7 +16,7 @@
  *   device-<r>/constants.safetensors  every constant buffer `b<id>` in device words
  *
  * program.txt: `shardc-host-program 1`, `device <r>`, one `slot <bytes>` per memory-plan slot,
- * `buffer <id> <f32|i32|u32> <length> <role 0 input|1 constant|2 temp> <slot>`,
+ * `buffer <id> <f32|i32|u32|f16|bf16> <length> <role 0 input|1 constant|2 temp> <slot>`,
  * `input|output <buffer> <type> <rank> <dims...>\t<name as JSON>`, and the steps in order:
  * `dispatch <kernel> <grid x y z> <block x y z> <n> <params...> <n> <buffers...> <outputs>\t<node>`
  * and `collective <op> <reduce> <dim> <n> <group...> <input|-1> <output> <type> <rank> <in dims...>
@@ -28,12 +28,24 @@
  * never reach the runtime: `expandLocalCollectives` turns each into dispatches of the box-copy
  * kernels of src/codegen/host/collective-kernels.ts (the kernels the WebGPU session runs for
  * them), rendered to CUDA like every other kernel.
+ *
+ * Half precision: a buffer holding a float16 / bfloat16 IR value (its HostBuffer.value's dtype in
+ * the device graph) is stored as `__half` / `__nv_bfloat16` (`HostBuffer.storage`; buffer type
+ * `f16` / `bf16` in program.txt, F16 / BF16 in the safetensors shard, slots sized in 2-byte
+ * elements). The kernel IR stays f32: each kernel is rendered once per combination of storage
+ * types it is dispatched with (a launch variant; program.txt's kernel index is the variant's),
+ * loads convert to float and stores round to nearest-even. A matmul launch whose operands are
+ * plain loads of half buffers with fitting shapes and strides gets the tensor-core variant
+ * (src/codegen/cuda/wmma.ts wmmaPlan; grid [N/16, M/16, batch], block 32).
  */
-import { cudaBlockDim, cudaGridDim, paramsStructName, renderCudaKernel, CUDA_PRELUDE } from '../codegen/cuda/kernel.js';
+import { type CudaVariant, cudaBlockDim, cudaGridDim, paramsStructName, renderCudaKernel, CUDA_PRELUDE } from '../codegen/cuda/kernel.js';
+import { HALF_TYPE, type HalfStorage } from '../codegen/cuda/expr.js';
+import { wmmaPlan, wmmaVariantGeometry } from '../codegen/cuda/wmma.js';
+import { f32ToBf16Bits, f32ToF16Bits } from '../ir/dtype.js';
 import { toDeviceArray } from '../codegen/device-data.js';
 import { collectiveLaunches } from '../codegen/host/collective-kernels.js';
 import { describeStep, isLocalCollective } from '../codegen/host/lockstep.js';
-import type { CollectiveStep, HostProgram, HostStep } from '../codegen/host/program.js';
+import type { CollectiveStep, HostBuffer, HostProgram, HostStep } from '../codegen/host/program.js';
 import type { Kernel } from '../codegen/kernel.js';
 import { splitDim } from '../passes/sharding/shards.js';
 import { commentSafe, identifier, stringLiteral } from '../codegen/names.js';
@@ -58,9 +70,78 @@ const COLLECTIVES = new Set(['AllReduce', 'AllGather', 'ReduceScatter', 'AllToAl
 /** The most buffers one box-copy kernel binds (local collectives use at most two). */
 const MAX_BOX_BUFFERS = 16;
 
-/** The host program a cuda device runs: `deviceHostProgram` with local collectives as kernels. */
+/**
+ * The host program a cuda device runs: `deviceHostProgram` with local collectives as kernels and
+ * float16/bfloat16 buffers in 2-byte storage (`withHalfStorage`).
+ */
 export function cudaHostProgram(program: DeviceProgram, opts: { registry: OpRegistry; mesh: DeviceMesh; bindings?: Record<string, number> }): HostProgram {
-  return expandLocalCollectives(deviceHostProgram(program, opts));
+  return withHalfStorage(expandLocalCollectives(deviceHostProgram(program, opts)), program);
+}
+
+/** Bytes of one element of a buffer on the cuda target. */
+export const cudaElementBytes = (b: HostBuffer): number => (b.storage ? 2 : 4);
+
+/**
+ * `hp` with `storage` set on every f32 buffer whose IR value (or constant) is float16/bfloat16,
+ * and each memory-plan slot resized to the largest buffer it holds in these element sizes (a
+ * multiple of 4 bytes; the slot assignment, which depends only on lifetimes, is kept).
+ */
+export function withHalfStorage(hp: HostProgram, program: DeviceProgram): HostProgram {
+  const dtypes = new Map<string, string>();
+  const g = program.graph;
+  for (const v of [...g.inputs, ...g.outputs, ...g.initializers, ...g.nodes.flatMap((n) => n.outputs)]) if (v.dtype) dtypes.set(v.name, v.dtype);
+  const half = (d: string | undefined): HalfStorage | undefined => (d === 'float16' ? 'f16' : d === 'bfloat16' ? 'bf16' : undefined);
+  let any = false;
+  const buffers = hp.buffers.map((b) => {
+    const storage = b.type === 'f32' ? half(dtypes.get(b.value) ?? b.constant?.dtype) : undefined;
+    if (!storage) return b;
+    any = true;
+    return { ...b, storage };
+  });
+  if (!any) return hp;
+  const need = hp.slots.map(() => 4);
+  for (const b of buffers) need[b.slot] = Math.max(need[b.slot]!, Math.ceil((Math.max(1, b.length) * cudaElementBytes(b)) / 4) * 4);
+  return { ...hp, buffers, slots: hp.slots.map((_, i) => ({ bytes: need[i]! })) };
+}
+
+/** One rendered kernel function of a device: a HostProgram kernel with a storage/WMMA variant. */
+export interface CudaLaunchVariant extends CudaVariant {
+  kernel: number;
+}
+
+const variantCache = new WeakMap<HostProgram, { variants: CudaLaunchVariant[]; ofStep: number[] }>();
+
+/**
+ * The distinct launch variants of a device's dispatches, in first-dispatch order, and for each
+ * step the variant it launches (-1 for collectives). The variant of a dispatch: the storage of
+ * each bound buffer, and WMMA where `wmmaPlan` accepts this launch.
+ */
+export function cudaLaunchVariants(hp: HostProgram): { variants: CudaLaunchVariant[]; ofStep: number[] } {
+  const hit = variantCache.get(hp);
+  if (hit) return hit;
+  const variants: CudaLaunchVariant[] = [];
+  const byKey = new Map<string, number>();
+  const ofStep = hp.steps.map((s) => {
+    if (s.kind !== 'dispatch') return -1;
+    const k = hp.kernels[s.kernel]!;
+    const storage: Record<string, HalfStorage> = {};
+    for (const b of [...k.inputs, ...k.outputs]) {
+      const h = hp.buffers[s.bindings[b.name]!]?.storage;
+      if (h) storage[b.name] = h;
+    }
+    const wmma = k.body.kind === 'matmul' ? wmmaPlan(k.body, s.params, (name) => storage[name]) : undefined;
+    const v: CudaLaunchVariant = { kernel: s.kernel, ...(Object.keys(storage).length ? { storage } : {}), ...(wmma ? { wmma } : {}) };
+    const key = JSON.stringify([v.kernel, Object.entries(storage).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), wmma ?? null]);
+    let i = byKey.get(key);
+    if (i === undefined) {
+      i = variants.push(v) - 1;
+      byKey.set(key, i);
+    }
+    return i;
+  });
+  const out = { variants, ofStep };
+  variantCache.set(hp, out);
+  return out;
 }
 
 /**
@@ -122,12 +203,18 @@ export function cudaKernelsFile(hp: HostProgram, coords: readonly number[]): str
     '',
     CUDA_PRELUDE,
   ];
-  hp.kernels.forEach((k, i) => {
+  const { variants } = cudaLaunchVariants(hp);
+  if (variants.some((v) => v.storage))
+    out.push('', '// 2-byte float storage (__half, __nv_bfloat16) and tensor-core fragments.', '#if defined(__CUDACC__)', '#include <cuda_fp16.h>', '#include <cuda_bf16.h>', '#endif', '#if defined(__CUDA_ARCH__)', '#include <mma.h>', '#endif');
+  variants.forEach((v, i) => {
+    const k = hp.kernels[v.kernel]!;
     const fn = kernelFn(d, i);
-    out.push('', `// ---- kernel ${i}: ${identifier(k.name, 'k')} ----`, renderCudaKernel(k, fn).code.trimEnd());
+    const how = [v.storage ? `storage ${Object.entries(v.storage).map(([b, t]) => `${b}:${t}`).join(' ')}` : '', v.wmma ? 'WMMA' : ''].filter(Boolean).join(', ');
+    out.push('', `// ---- kernel ${i}: ${identifier(k.name, 'k')}${how ? ` (${how})` : ''} ----`, renderCudaKernel(k, fn, v).code.trimEnd());
+    const ty = (name: string, t: string): string => (v.storage?.[name] ? HALF_TYPE[v.storage[name]!].type : cType(t));
     const args = [
-      ...k.inputs.map((b, j) => `static_cast<const ${cType(b.type)}*>(b[${j}])`),
-      ...k.outputs.map((b, j) => `static_cast<${cType(b.type)}*>(b[${k.inputs.length + j}])`),
+      ...k.inputs.map((b, j) => `static_cast<const ${ty(b.name, b.type)}*>(b[${j}])`),
+      ...k.outputs.map((b, j) => `static_cast<${ty(b.name, b.type)}*>(b[${k.inputs.length + j}])`),
       'p',
     ];
     out.push(
@@ -140,8 +227,8 @@ export function cudaKernelsFile(hp: HostProgram, coords: readonly number[]): str
   });
   out.push(
     '',
-    `extern const shardc::Launcher shardc_launchers_d${d}[] = {${hp.kernels.map((_, i) => `launch_${kernelFn(d, i)}`).join(', ') || 'nullptr'}};`,
-    `extern const int shardc_launcher_count_d${d} = ${hp.kernels.length};`,
+    `extern const shardc::Launcher shardc_launchers_d${d}[] = {${variants.map((_, i) => `launch_${kernelFn(d, i)}`).join(', ') || 'nullptr'}};`,
+    `extern const int shardc_launcher_count_d${d} = ${variants.length};`,
   );
   return out.join('\n') + '\n';
 }
@@ -149,22 +236,27 @@ export function cudaKernelsFile(hp: HostProgram, coords: readonly number[]): str
 const cType = (t: string): string => (t === 'f32' ? 'float' : t === 'i32' ? 'int' : 'unsigned int');
 const ROLE = { input: 0, constant: 1, temp: 2 } as const;
 const typeOf = (t: string): string => (t === 'bool' ? 'u32' : t);
+/** A buffer's element type in program.txt: its storage (f16, bf16) or its device type. */
+const bufType = (b: HostBuffer): string => b.storage ?? typeOf(b.type);
 const dims = (s: readonly number[]): string => [s.length, ...s].join(' ');
 
 /** device-<r>/program.txt. */
 export function cudaProgramText(hp: HostProgram): string {
   const lines = ['shardc-host-program 1', `device ${hp.device}`];
   for (const s of hp.slots) lines.push(`slot ${s.bytes}`);
-  for (const b of hp.buffers) lines.push(`buffer ${b.id} ${typeOf(b.type)} ${b.length} ${ROLE[b.role]} ${b.slot}`);
+  for (const b of hp.buffers) lines.push(`buffer ${b.id} ${bufType(b)} ${b.length} ${ROLE[b.role]} ${b.slot}`);
   const ref = (kw: string, r: HostProgram['inputs'][number]): void => {
     if (r.buffer === undefined) throw new UserError(`${kw} ${r.name} is computed on the host; the cuda target needs it in a device buffer`, { tensor: r.name });
-    lines.push(`${kw} ${r.buffer} ${typeOf(hp.buffers[r.buffer]!.type)} ${dims(r.shape)}\t${stringLiteral(r.name)}`);
+    lines.push(`${kw} ${r.buffer} ${bufType(hp.buffers[r.buffer]!)} ${dims(r.shape)}\t${stringLiteral(r.name)}`);
   };
   hp.inputs.forEach((r) => ref('input', r));
   hp.outputs.forEach((r) => ref('output', r));
-  for (const s of hp.steps) {
+  const { variants, ofStep } = cudaLaunchVariants(hp);
+  for (const [i, s] of hp.steps.entries()) {
     if (s.kind === 'dispatch') {
       const k = hp.kernels[s.kernel]!;
+      const variant = ofStep[i]!;
+      const wmma = variants[variant]!.wmma && k.body.kind === 'matmul' ? wmmaVariantGeometry(k.body, s.params) : undefined;
       const launch = { kernel: k, params: s.params };
       const params = k.params.map((p) => {
         const v = s.params[p];
@@ -177,7 +269,7 @@ export function cudaProgramText(hp: HostProgram): string {
         return id;
       });
       lines.push(
-        `dispatch ${s.kernel} ${cudaGridDim(launch).join(' ')} ${cudaBlockDim(k).join(' ')} ${params.length} ${params.join(' ')} ${binds.length} ${binds.join(' ')} ${k.outputs.length}\t${stringLiteral(s.node)}`.replace(/ {2,}/g, ' '),
+        `dispatch ${variant} ${(wmma?.grid ?? cudaGridDim(launch)).join(' ')} ${(wmma?.block ?? cudaBlockDim(k)).join(' ')} ${params.length} ${params.join(' ')} ${binds.length} ${binds.join(' ')} ${k.outputs.length}\t${stringLiteral(s.node)}`.replace(/ {2,}/g, ' '),
       );
     } else lines.push(collectiveLine(s, hp));
   }
@@ -234,7 +326,8 @@ function collectiveLine(s: CollectiveStep, hp: HostProgram): string {
       args = [s.op === 'Send' ? s.group[1]! : s.group[0]!, int('tag', 0)];
       break;
   }
-  const type = typeOf(hp.buffers[s.output]!.type);
+  const type = bufType(hp.buffers[s.output]!);
+  if (s.input !== undefined && bufType(hp.buffers[s.input]!) !== type) throw new Error(`collective ${describeStep(s)} moves ${bufType(hp.buffers[s.input]!)} into ${type}`);
   return `collective ${s.op} ${reduce} ${dim} ${s.group.length} ${s.group.join(' ')} ${s.input ?? -1} ${s.output} ${type} ${dims(inShape)} ${dims(s.outputShape)} ${args.length}${args.length ? ' ' + args.join(' ') : ''}\t${stringLiteral(s.node)}`;
 }
 
@@ -245,6 +338,13 @@ export function cudaConstants(hp: HostProgram): Uint8Array {
     .map((b) => {
       if (!b.constant) throw new Error(`constant buffer ${b.id} has no contents`);
       const words = toDeviceArray(b.constant, b.value);
+      if (b.storage) {
+        // 2-byte floats, rounded to nearest-even (exact for values already of that dtype).
+        const bits = new Uint16Array(b.length);
+        const f = b.storage === 'f16' ? f32ToF16Bits : f32ToBf16Bits;
+        for (let i = 0; i < Math.min(words.length, b.length); i++) bits[i] = f(words[i]!);
+        return { name: `b${b.id}`, dtype: b.storage === 'f16' ? 'float16' : 'bfloat16', shape: [b.length], bytes: new Uint8Array(bits.buffer) } as const;
+      }
       const bytes = new Uint8Array(b.length * 4);
       bytes.set(new Uint8Array(words.buffer, words.byteOffset, Math.min(words.byteLength, bytes.length)));
       return { name: `b${b.id}`, dtype: b.type === 'f32' ? 'float32' : b.type === 'i32' ? 'int32' : 'uint32', shape: [b.length], bytes } as const;
@@ -371,7 +471,8 @@ NCCL needed): for tests and small machines.
 ## Inputs and outputs
 
 \`--inputs DIR\` reads raw little-endian files \`<rank>.<input>.bin\` (each rank's local shard;
-float32 as is, int64 narrowed to int32, bool as uint32 0/1); without it inputs are zeros.
+float32 as is, float16/bfloat16 as their 2-byte encodings, int64 narrowed to int32, bool as
+uint32 0/1); without it inputs are zeros.
 \`--outputs DIR\` writes \`<rank>.<output>.bin\` in the same encoding; without it each rank prints
 a checksum per output. \`--bundle DIR\` (or SHARDC_BUNDLE) points at the bundle when the binary
 runs from elsewhere (default: the directory it was built from).

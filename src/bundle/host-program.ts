@@ -16,6 +16,8 @@
  *
  * `readHostProgram` reads both files back through readBundle (every file checked against its
  * SHA-256 in manifest.json), so a loaded program is exactly the one partition compiled.
+ * `decodeHostProgram` is its pure half (bytes in, no file system), which the browser entry uses on
+ * fetched files (src/browser/bundle.ts).
  */
 import { join } from 'node:path';
 import type { HostBuffer, HostProgram, HostTensorRef } from '../codegen/host/program.js';
@@ -75,10 +77,21 @@ export function readHostProgram(bundleDir: string, device: number): HostProgram 
   const jsonPath = devicePath(device, HOST_PROGRAM_FILE);
   if (!listed.has(jsonPath))
     throw new UserError(`the bundle has no host program for device ${device} (${MANIFEST_FILE} lists no ${jsonPath}; partition with --target wgsl)`, { file: bundleDir });
-  const file = join(bundleDir, ...jsonPath.split('/'));
+  const read = (path: string): Uint8Array | undefined => (listed.has(path) ? readFileSync(join(bundleDir, ...path.split('/'))) : undefined);
+  return decodeHostProgram(read(jsonPath)!, device, read, join(bundleDir, ...jsonPath.split('/')));
+}
+
+/**
+ * The pure half of readHostProgram (no file system: the browser entry fetches the bytes):
+ * device `device`'s host-program.json bytes decoded, its tensor references resolved through
+ * `file(path)` — the bytes of a bundle file by its manifest path (`device-<r>/weights.safetensors`,
+ * `device-<r>/constants.safetensors`), undefined when the manifest does not list it. The caller
+ * has checked every file's SHA-256. `file` names the JSON in messages.
+ */
+export function decodeHostProgram(jsonBytes: Uint8Array, device: number, bundleFile: (path: string) => Uint8Array | undefined, file: string): HostProgram {
   let doc: Record<string, unknown>;
   try {
-    doc = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    doc = JSON.parse(new TextDecoder().decode(jsonBytes)) as Record<string, unknown>;
   } catch {
     throw new UserError(`${HOST_PROGRAM_FILE} is not valid JSON`, { file });
   }
@@ -92,8 +105,9 @@ export function readHostProgram(bundleDir: string, device: number): HostProgram 
     const path = devicePath(device, name);
     let s = opened.get(path);
     if (!s) {
-      if (!listed.has(path)) throw new UserError(`${HOST_PROGRAM_FILE} refers to ${path}, which ${MANIFEST_FILE} does not list`, { file });
-      s = parseSafetensors(readFileSync(join(bundleDir, ...path.split('/'))), path);
+      const bytes = bundleFile(path);
+      if (!bytes) throw new UserError(`${HOST_PROGRAM_FILE} refers to ${path}, which ${MANIFEST_FILE} does not list`, { file });
+      s = parseSafetensors(bytes, path);
       opened.set(path, s);
     }
     return s;

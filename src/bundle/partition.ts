@@ -2,6 +2,11 @@
  * `partition`: model file → bundle directory. Everything that can fail on bad input (mesh, strategy,
  * target, the output directory, the model, propagation) fails before anything is written; the
  * bundle is then written atomically.
+ *
+ * --hardware <file> gives the mesh axes their links' bandwidth and latency (src/hardware), the
+ * propagation its device's flop and byte costs, and report.json per-device time estimates; the
+ * device memory is then the default --memory-limit. A plan over the limit is refused (exit 1) with
+ * what would fit (fit.ts checkMemoryFits). --no-weights reads and writes no weight (write.ts).
  */
 import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -21,8 +26,12 @@ import { sha256Hex } from './canonical.js';
 import { checkMeshFits } from './fit.js';
 import { resolveStrategy, type StrategyChoice } from './strategy.js';
 import { type BundleTarget, isBundleDir, writeBundle } from './write.js';
-import { deviceWgslFiles } from './wgsl.js';
+import { WgslCompiler } from './wgsl.js';
 import { cudaBundleFiles, deviceCudaFiles } from './cuda.js';
+import { type Hardware, loadHardware, meshWithHardware } from '../hardware/hardware.js';
+import { costModelOf } from '../passes/sharding/cost.js';
+import { DEFAULT_COST, type CostModel } from '../passes/sharding/propagate.js';
+import { checkMemoryFits, devicePeaks } from './fit.js';
 
 export interface ShardedModel {
   plan: ShardPlan;
@@ -36,6 +45,7 @@ export interface ShardOptions {
   bindings: Record<string, number>;
   registry: OpRegistry;
   rules: ShardingRuleRegistry;
+  cost?: CostModel;
 }
 
 /** Imports, shards and lowers a model file. */
@@ -52,16 +62,22 @@ export function shardModelFile(modelPath: string, opts: ShardOptions): ShardedMo
   const model = importModel(modelBytes, { file: modelPath });
   const missing = unsupportedOps(model.graph, opts.registry);
   if (missing.length) throw new UserError(`unsupported ops: ${missing.map((m) => m.op).join(', ')}`, { file: modelPath });
-  const plan = shardGraph(model.graph, opts.mesh, {
-    strategy: opts.strategy.strategy,
-    specFile: opts.strategy.specFile,
-    registry: opts.registry,
-    rules: opts.rules,
-    bindings: opts.bindings,
-  });
-  checkMeshFits(plan);
-  const programs = lowerPlan(plan, { registry: opts.registry, rules: opts.rules });
-  return { plan, programs, modelBytes };
+  try {
+    const plan = shardGraph(model.graph, opts.mesh, {
+      strategy: opts.strategy.strategy,
+      specFile: opts.strategy.specFile,
+      registry: opts.registry,
+      rules: opts.rules,
+      bindings: opts.bindings,
+      cost: opts.cost,
+    });
+    checkMeshFits(plan);
+    const programs = lowerPlan(plan, { registry: opts.registry, rules: opts.rules });
+    return { plan, programs, modelBytes };
+  } catch (e) {
+    // Errors of the passes name the node; the message also names the model file.
+    throw e instanceof UserError ? e.at({ file: modelPath }) : e;
+  }
 }
 
 export interface PartitionOptions {
@@ -79,6 +95,12 @@ export interface PartitionOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** Bundle-level target files (set by partitionModelForTarget for cuda). */
   bundleFiles?: ReadonlyMap<string, Uint8Array>;
+  /** A hardware file (src/hardware/hardware.ts). */
+  hardware?: string;
+  /** Per-device memory limit in bytes (default: the hardware file's device memory). */
+  memoryLimit?: number;
+  /** Read and write no weight: plan, schedule, reports (and wgsl kernels) only. */
+  noWeights?: boolean;
 }
 
 export interface PartitionResult {
@@ -94,13 +116,16 @@ export interface PartitionResult {
  * host.js; src/bundle/wgsl.ts).
  */
 export async function partitionModelForTarget(modelPath: string, opts: PartitionOptions): Promise<PartitionResult> {
+  if (opts.target === 'cuda' && opts.noWeights) throw new UserError('--no-weights is supported with --target cpu and wgsl (cuda bundles embed constants)');
   if (opts.target === 'cuda') return partitionCuda(modelPath, opts);
   if (opts.target !== 'wgsl') return partitionModel(modelPath, opts);
   const registry = opts.registry ?? createCoreRegistry();
   const mesh = DeviceMesh.parse(opts.mesh);
   return partitionModel(modelPath, { ...opts, registry }, async (programs) => {
+    // One compiler for all devices: they share fusion decisions and, where identical, whole programs.
+    const compiler = new WgslCompiler({ registry, mesh, bindings: opts.bindings });
     const files = new Map<number, Map<string, Uint8Array>>();
-    for (const p of programs) files.set(p.device, deviceWgslFiles(p, { registry, mesh, bindings: opts.bindings }));
+    for (const p of programs) files.set(p.device, opts.noWeights ? compiler.kernelsOnly(p) : compiler.files(p));
     return files;
   });
 }
@@ -116,12 +141,28 @@ export function partitionModel(
   opts: PartitionOptions,
   deviceFiles?: (programs: DeviceProgram[]) => Promise<Map<number, Map<string, Uint8Array>>>,
 ): PartitionResult | Promise<PartitionResult> {
-  const mesh = DeviceMesh.parse(opts.mesh);
+  const hardware = opts.hardware ? loadHardware(opts.hardware) : undefined;
+  const withLinks = (spec: string): DeviceMesh => (hardware ? meshWithHardware(DeviceMesh.parse(spec), hardware) : DeviceMesh.parse(spec));
+  const mesh = withLinks(opts.mesh);
   const strategy = resolveStrategy(opts.strategy);
   checkWritableTarget(opts.out, { what: 'bundle', force: opts.force, isReplaceable: isBundleDir });
   const registry = opts.registry ?? createCoreRegistry();
   const rules = opts.rules ?? createCoreShardingRules();
-  const { plan, programs, modelBytes } = shardModelFile(modelPath, { mesh, strategy, bindings: opts.bindings ?? {}, registry, rules });
+  const cost = hardware ? costModelOf(hardware, DEFAULT_COST) : undefined;
+  const bindings = opts.bindings ?? {};
+  const { plan, programs, modelBytes } = shardModelFile(modelPath, { mesh, strategy, bindings, registry, rules, cost });
+  const memoryLimit = opts.memoryLimit ?? hardware?.device.memoryBytes;
+  if (memoryLimit !== undefined)
+    checkMemoryFits(plan, programs, {
+      limitBytes: memoryLimit,
+      registry,
+      limitSource: opts.memoryLimit !== undefined ? '--memory-limit' : `the device memory in ${basename(opts.hardware!)}`,
+      tryPlan: (meshSpec, strategyName) => {
+        const m = withLinks(meshSpec);
+        const other = shardModelFile(modelPath, { mesh: m, strategy: resolveStrategy(strategyName), bindings, registry, rules, cost });
+        return devicePeaks(other.programs, registry);
+      },
+    });
   const write = (files?: Map<number, Map<string, Uint8Array>>): PartitionResult => {
   const built = writeBundle(
     opts.out,
@@ -138,6 +179,8 @@ export function partitionModel(
       bundleFiles: opts.bundleFiles,
       shardcVersion: opts.shardcVersion,
       env: opts.env,
+      noWeights: opts.noWeights,
+      report: hardware ? { hardware, memoryLimitBytes: memoryLimit } : memoryLimit !== undefined ? { memoryLimitBytes: memoryLimit } : undefined,
     },
     { force: opts.force, ...opts.writeHooks },
   );

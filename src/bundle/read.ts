@@ -42,35 +42,55 @@ function readJson(file: string, what: string): unknown {
   }
 }
 
+/** Checks parsed manifest.json (pure: the browser entry uses it on fetched JSON); `file` names it in messages. */
+export function checkManifest(doc: unknown, file: string): Manifest {
+  const manifest = doc as Manifest;
+  if (manifest === null || typeof manifest !== 'object' || manifest.format !== BUNDLE_FORMAT)
+    throw new UserError(`not a shardc bundle (${MANIFEST_FILE} does not say format "${BUNDLE_FORMAT}")`, { file });
+  if (manifest.formatVersion !== BUNDLE_FORMAT_VERSION)
+    throw new UserError(`bundle format version ${String(manifest.formatVersion)} is not supported (this shardc reads version ${BUNDLE_FORMAT_VERSION})`, { file });
+  if (!Array.isArray(manifest.files) || !Array.isArray(manifest.devices) || !manifest.mesh || !Array.isArray(manifest.mesh.axes))
+    throw new UserError(`${MANIFEST_FILE} is missing files, devices or mesh`, { file });
+  for (const f of manifest.files) if (!plainRelative(f.path)) throw new UserError(`${MANIFEST_FILE} lists a file outside the bundle: ${JSON.stringify(f.path)}`, { file });
+  return manifest;
+}
+
+/** The mesh of a checked manifest (one device entry per mesh device). */
+export function manifestMesh(manifest: Manifest, file: string): DeviceMesh {
+  const mesh = new DeviceMesh(manifest.mesh.axes.map((a) => ({ name: a.name, size: a.size })));
+  if (manifest.devices.length !== mesh.deviceCount) throw new UserError(`${MANIFEST_FILE} lists ${manifest.devices.length} devices for mesh ${mesh}`, { file });
+  return mesh;
+}
+
+/** Checks parsed plan.json (pure). */
+export function checkPlan(doc: unknown, file: string): LoadedBundle['plan'] {
+  const plan = doc as LoadedBundle['plan'];
+  if (!plan || !Array.isArray(plan.values) || !Array.isArray(plan.collectives) || !Array.isArray(plan.inputs) || !Array.isArray(plan.outputs))
+    throw new UserError(`${PLAN_FILE} is missing values, collectives, inputs or outputs`, { file });
+  return plan;
+}
+
 /** Reads and checks a bundle directory (`verify`: compare every file with its SHA-256). */
 export function readBundle(dir: string, opts: { verify?: boolean } = {}): LoadedBundle {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError('bundle directory does not exist', { file: dir });
   const mfile = join(dir, MANIFEST_FILE);
   if (!existsSync(mfile)) throw new UserError(`not a shardc bundle (no ${MANIFEST_FILE}; write one with shardc partition)`, { file: dir });
-  const manifest = readJson(mfile, MANIFEST_FILE) as Manifest;
-  if (manifest === null || typeof manifest !== 'object' || manifest.format !== BUNDLE_FORMAT)
-    throw new UserError(`not a shardc bundle (${MANIFEST_FILE} does not say format "${BUNDLE_FORMAT}")`, { file: mfile });
-  if (manifest.formatVersion !== BUNDLE_FORMAT_VERSION)
-    throw new UserError(`bundle format version ${String(manifest.formatVersion)} is not supported (this shardc reads version ${BUNDLE_FORMAT_VERSION})`, { file: mfile });
-  if (!Array.isArray(manifest.files) || !Array.isArray(manifest.devices) || !manifest.mesh || !Array.isArray(manifest.mesh.axes))
-    throw new UserError(`${MANIFEST_FILE} is missing files, devices or mesh`, { file: mfile });
-  for (const f of manifest.files) if (!plainRelative(f.path)) throw new UserError(`${MANIFEST_FILE} lists a file outside the bundle: ${JSON.stringify(f.path)}`, { file: mfile });
+  const manifest = checkManifest(readJson(mfile, MANIFEST_FILE), mfile);
   if (opts.verify !== false)
     for (const f of manifest.files) {
       const p = join(dir, ...f.path.split('/'));
       if (!existsSync(p)) throw new UserError(`bundle file ${f.path} is missing`, { file: dir });
       if (sha256Hex(readFileSync(p)) !== f.sha256) throw new UserError(`bundle file ${f.path} does not match its SHA-256 in ${MANIFEST_FILE} (changed or corrupted)`, { file: dir });
     }
-  const mesh = new DeviceMesh(manifest.mesh.axes.map((a) => ({ name: a.name, size: a.size })));
-  if (manifest.devices.length !== mesh.deviceCount) throw new UserError(`${MANIFEST_FILE} lists ${manifest.devices.length} devices for mesh ${mesh}`, { file: mfile });
-  const plan = readJson(join(dir, PLAN_FILE), PLAN_FILE) as LoadedBundle['plan'];
-  if (!plan || !Array.isArray(plan.values) || !Array.isArray(plan.collectives) || !Array.isArray(plan.inputs) || !Array.isArray(plan.outputs))
-    throw new UserError(`${PLAN_FILE} is missing values, collectives, inputs or outputs`, { file: join(dir, PLAN_FILE) });
+  const mesh = manifestMesh(manifest, mfile);
+  const plan = checkPlan(readJson(join(dir, PLAN_FILE), PLAN_FILE), join(dir, PLAN_FILE));
   return { dir, manifest, plan, mesh };
 }
 
 /** Imports every device's program (weights load lazily from its safetensors file). */
 export function loadBundlePrograms(b: LoadedBundle): DeviceProgram[] {
+  if ((b.manifest as { noWeights?: boolean }).noWeights)
+    throw new UserError('the bundle was written with --no-weights: it has no device models or weights to run (partition again without --no-weights)', { file: b.dir });
   return b.manifest.devices
     .slice()
     .sort((x, y) => x.device - y.device)
@@ -82,20 +102,25 @@ export function loadBundlePrograms(b: LoadedBundle): DeviceProgram[] {
 
 /** A ShardPlan holding only what running needs: the global inputs and outputs with their layouts. */
 export function bundleShardPlan(b: LoadedBundle): ShardPlan {
+  return shardPlanFromRecord(b.manifest, b.plan, b.mesh);
+}
+
+/** bundleShardPlan from parsed manifest.json and plan.json (pure: the browser entry uses it). */
+export function shardPlanFromRecord(manifest: Pick<Manifest, 'strategy' | 'bindings'>, record: PlanRecord, mesh: DeviceMesh): ShardPlan {
   const graph = new Graph('bundle');
   const value = (r: PlanRecord['inputs'][number]): Value => {
     const v = new Value(r.name, r.dtype ?? undefined, r.shape ? r.shape.slice() : undefined);
-    v.layout = layoutFromRecord(r.layout, b.mesh);
+    v.layout = layoutFromRecord(r.layout, mesh);
     return v;
   };
-  graph.inputs = b.plan.inputs.map(value);
-  graph.outputs = b.plan.outputs.map(value);
+  graph.inputs = record.inputs.map(value);
+  graph.outputs = record.outputs.map(value);
   return {
     graph,
-    mesh: b.mesh,
-    strategy: b.manifest.strategy,
-    bindings: { ...b.manifest.bindings },
-    collectives: b.plan.collectives,
+    mesh,
+    strategy: manifest.strategy,
+    bindings: { ...manifest.bindings },
+    collectives: record.collectives,
     seeds: new Map(),
   };
 }

@@ -1,13 +1,21 @@
 /**
- * report.json (and a small self-contained report.html): per device the estimated peak memory,
- * flops, parameter bytes and bytes communicated; every collective with its kind, mesh axes, bytes,
- * tensor and the reason it exists; the same estimates for the unsharded program for comparison.
+ * report.json and report.html: per device the estimated peak memory, flops, parameter bytes and
+ * bytes communicated; every collective with its kind, mesh axes, bytes, tensor and the reason it
+ * exists; the same estimates for the unsharded program for comparison; and, when `shardc bench
+ * --profile` has added one, a `profile` section. report.html (src/bundle/report-html) adds the op
+ * graph laid out with dagre and the per-device schedule timeline.
  */
+import { basename } from 'node:path';
 import { COLLECTIVE_DOMAIN } from '../ir/graph.js';
 import type { OpRegistry } from '../ir/registry.js';
 import type { DeviceProgram } from '../passes/sharding/lower.js';
 import type { CollectiveRecord, ShardPlan } from '../passes/sharding/plan.js';
+import type { OpSummary, ProfileEntry } from '../bench/profile.js';
 import { estimateGraph } from './estimate.js';
+import type { Hardware } from '../hardware/hardware.js';
+import { deviceCost } from '../passes/sharding/cost.js';
+import { layoutOpGraph, opGraphView, renderReportHtml, type LaidOutGraph } from './report-html/index.js';
+import { deviceSchedule, type DeviceSchedule } from './schedule.js';
 
 export interface DeviceReport {
   device: number;
@@ -19,6 +27,10 @@ export interface DeviceReport {
   /** Sum of the bytes this device sends for its collectives. */
   commBytes: number;
   collectives: number;
+  /** With a hardware file (passes/sharding/cost.ts): estimated milliseconds per run, single stream. */
+  computeMs?: number;
+  communicationMs?: number;
+  totalMs?: number;
 }
 
 export interface BundleReport {
@@ -27,9 +39,45 @@ export interface BundleReport {
   devices: DeviceReport[];
   collectives: CollectiveRecord[];
   unsharded: { peakMemoryBytes: number; paramBytes: number; flops: number };
+  /** From `shardc bench --profile --out` (times in ms); report.html shows it when present. */
+  profile?: ReportProfile;
+  /** The hardware the per-device ms estimates are for (partition --hardware), and the slowest device's ms. */
+  hardware?: { name: string; file?: string; device: string; memoryBytes: number; memoryLimitBytes?: number; planMs: number };
 }
 
-export function buildReport(plan: ShardPlan, programs: readonly DeviceProgram[], registry: OpRegistry, strategy: string): BundleReport {
+/** Options of buildReport: the hardware file and memory limit of `partition --hardware/--memory-limit`. */
+export interface ReportOptions {
+  hardware?: Hardware;
+  memoryLimitBytes?: number;
+}
+
+export interface ReportProfile {
+  timing: string;
+  totalMs: number;
+  byOp?: OpSummary[];
+  /** Every profiled launch and collective (per device and node): the timeline uses their times. */
+  entries?: ProfileEntry[];
+}
+
+/** What report.html draws besides report.json: the laid-out op graph and every device's schedule. */
+export interface ReportView {
+  graph: LaidOutGraph;
+  schedules: DeviceSchedule[];
+}
+
+/** The plan and programs each report was built from, so reportHtml(report) can draw the graph. */
+const sources = new WeakMap<BundleReport, { plan: ShardPlan; programs: readonly DeviceProgram[] }>();
+
+/** Lays out the plan's op graph with dagre (collapsed by layer above 400 nodes) and builds each device's schedule. */
+export function buildReportView(plan: ShardPlan, programs: readonly DeviceProgram[]): ReportView {
+  const ordered = programs.slice().sort((a, b) => a.device - b.device);
+  return {
+    graph: layoutOpGraph(opGraphView(plan)),
+    schedules: ordered.map((p) => deviceSchedule(p.graph, p.device, p.coords, plan.mesh, `device-${p.device}/model.onnx`)),
+  };
+}
+
+export function buildReport(plan: ShardPlan, programs: readonly DeviceProgram[], registry: OpRegistry, strategy: string, opts: ReportOptions = {}): BundleReport {
   for (const c of plan.collectives)
     if (!c.reason || c.reason.trim() === '') throw new Error(`collective ${c.node} (${c.kind} of ${c.tensor}) has no reason: a bug in the sharding pass`);
   const byNode = new Map(plan.collectives.map((c) => [c.node, c]));
@@ -42,42 +90,41 @@ export function buildReport(plan: ShardPlan, programs: readonly DeviceProgram[],
       collectives++;
       commBytes += byNode.get(n.name)?.bytes ?? 0;
     }
-    return { device: p.device, coords: p.coords.slice(), ...e, commBytes, collectives };
+    const r: DeviceReport = { device: p.device, coords: p.coords.slice(), ...e, commBytes, collectives };
+    if (opts.hardware) {
+      const c = deviceCost(p.graph, p.device, plan.mesh, opts.hardware, registry, e);
+      Object.assign(r, { computeMs: c.computeMs, communicationMs: c.communicationMs, totalMs: c.totalMs });
+    }
+    return r;
   });
   const u = estimateGraph(plan.graph, registry, { skipCollectives: true });
-  return {
+  const report: BundleReport = {
     mesh: plan.mesh.toString(),
     strategy,
     devices,
     collectives: plan.collectives.map((c) => ({ ...c, meshAxes: c.meshAxes.slice() })),
     unsharded: { peakMemoryBytes: u.peakMemoryBytes, paramBytes: u.paramBytes, flops: u.flops },
   };
+  if (opts.hardware)
+    report.hardware = {
+      name: opts.hardware.name,
+      ...(opts.hardware.file ? { file: basename(opts.hardware.file) } : {}),
+      device: opts.hardware.device.name,
+      memoryBytes: opts.hardware.device.memoryBytes,
+      ...(opts.memoryLimitBytes !== undefined ? { memoryLimitBytes: opts.memoryLimitBytes } : {}),
+      planMs: Math.max(0, ...devices.map((d) => d.totalMs ?? 0)),
+    };
+  sources.set(report, { plan, programs });
+  return report;
 }
 
-const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-/** A minimal self-contained HTML page (no scripts, no external resources) of the report. */
-export function reportHtml(r: BundleReport, model: string): string {
-  const rows = r.devices
-    .map((d) => `<tr><td>${d.device}</td><td>${esc(d.coords.join(','))}</td><td>${d.peakMemoryBytes}</td><td>${d.paramBytes}</td><td>${d.flops}</td><td>${d.commBytes}</td></tr>`)
-    .join('\n');
-  const coll = r.collectives
-    .map((c) => `<tr><td>${esc(c.node)}</td><td>${esc(c.kind)}</td><td>${esc(c.meshAxes.join(','))}</td><td>${esc(c.tensor)}</td><td>${c.bytes}</td><td>${esc(c.from)} → ${esc(c.to)}</td><td>${esc(c.reason)}</td></tr>`)
-    .join('\n');
-  return `<!doctype html>
-<html><head><meta charset="utf-8"><title>shardc report: ${esc(model)}</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}</style>
-</head><body>
-<h1>${esc(model)} on ${esc(r.mesh)} (${esc(r.strategy)})</h1>
-<p>Unsharded estimate: peak ${r.unsharded.peakMemoryBytes} bytes, parameters ${r.unsharded.paramBytes} bytes, ${r.unsharded.flops} flops.</p>
-<h2>Devices</h2>
-<table><tr><th>device</th><th>coords</th><th>peak memory (bytes)</th><th>parameters (bytes)</th><th>flops</th><th>sent (bytes)</th></tr>
-${rows}
-</table>
-<h2>Collectives (${r.collectives.length})</h2>
-<table><tr><th>node</th><th>kind</th><th>mesh axes</th><th>tensor</th><th>bytes</th><th>layouts</th><th>reason</th></tr>
-${coll}
-</table>
-</body></html>
-`;
+/**
+ * The self-contained report.html (src/bundle/report-html/page.ts). `view` defaults to the one built
+ * from the plan and programs this report came from (buildReport); a report read back from JSON
+ * without a view renders its tables only.
+ */
+export function reportHtml(r: BundleReport, model: string, view?: ReportView): string {
+  const src = sources.get(r);
+  const v = view ?? (src ? buildReportView(src.plan, src.programs) : undefined);
+  return renderReportHtml({ model, report: r, graph: v?.graph, schedules: v?.schedules });
 }

@@ -14,18 +14,36 @@
  * In kernels.wgsl each kernel is its own shader module (entry point `main`), introduced by a
  * comment block with its identifier (the same as in host.ts `kernels`) and its first node's
  * original name escaped (commentSafe), so no model name can end a comment or inject code.
+ *
+ * Devices share work (a `WgslCompiler` per partition; the files are the same as compiling each
+ * device on its own):
+ * - a device whose graph equals an earlier device's but for constants the earlier recording never
+ *   read (only bound as buffers: weights, rank offsets) reuses its recorded and fused program, with
+ *   its own constants put in those buffers (`recordingKey`; record.ts RecordOptions.constantUse) —
+ *   every tp rank of a transformer is recorded and fused once;
+ * - fusion decisions are cached across layers and devices (src/codegen/fuse.ts FuseCache);
+ * - each kernel is rendered once (memoised by kernel object), kernels.wgsl's sections once per program.
  */
+import { createHash } from 'node:crypto';
+import { toDeviceArray } from '../codegen/device-data.js';
+import { FuseCache, fuseHostProgram } from '../codegen/fuse.js';
 import { emitHostJs, generateHostModule, kernelIdentifiers } from '../codegen/host/generate.js';
-import type { HostProgram } from '../codegen/host/program.js';
-import { recordHostProgram } from '../codegen/host/record.js';
+import { planMemory } from '../codegen/host/memory.js';
+import type { HostProgram, HostStep } from '../codegen/host/program.js';
+import { collectiveGroup, recordHostProgram } from '../codegen/host/record.js';
+import type { Kernel } from '../codegen/kernel.js';
 import { commentSafe, identifier } from '../codegen/names.js';
 import { renderKernel } from '../codegen/wgsl/kernel.js';
-import { compileHostProgram } from '../targets/webgpu/mesh-session.js';
+import type { Attr } from '../ir/attrs.js';
+import { COLLECTIVE_DOMAIN, Graph, type Value } from '../ir/graph.js';
 import type { OpRegistry } from '../ir/registry.js';
+import type { LazyTensor, Tensor } from '../ir/tensor.js';
+import type { DType } from '../ir/dtype.js';
 import type { DeviceProgram } from '../passes/sharding/lower.js';
 import type { DeviceMesh } from '../passes/sharding/mesh.js';
 import { utf8 } from './canonical.js';
 import { encodeHostProgram, HOST_CONSTANTS_FILE, HOST_PROGRAM_FILE } from './host-program.js';
+
 
 export const DEVICE_KERNELS_FILE = 'kernels.wgsl';
 export const HOST_MODULE_FILE = 'host.ts';
@@ -38,41 +56,252 @@ export function wgslIdentifier(name: string): string {
 
 export { commentSafe };
 
-/** The host program of one device, for its graph inputs' shapes (symbols from `bindings`, else 1). */
+/** Rendered WGSL of a kernel, memoised by kernel object (kernels are never mutated). */
+const rendered = new WeakMap<Kernel, string>();
+function renderKernelOnce(k: Kernel): string {
+  let text = rendered.get(k);
+  if (text === undefined) rendered.set(k, (text = renderKernel(k).trimEnd()));
+  return text;
+}
+
 /** The ahead-of-time program of one device: recorded, fused (unless `fuse: false`) and memory-planned. */
 export function deviceHostProgram(program: DeviceProgram, opts: { registry: OpRegistry; mesh: DeviceMesh; bindings?: Record<string, number>; fuse?: boolean }): HostProgram {
-  const inputs = program.graph.inputs
-    .filter((v) => !v.constant)
-    .map((v) => ({ name: v.name, dtype: v.dtype ?? 'float32', shape: (v.shape ?? []).map((d) => (typeof d === 'number' ? d : (opts.bindings?.[d] ?? 1))) }));
-  const recorded = recordHostProgram(program.graph, inputs, { registry: opts.registry, device: program.device, mesh: opts.mesh });
-  return compileHostProgram(recorded, opts.fuse);
+  return new WgslCompiler(opts).hostProgram(program);
 }
 
 /** Every wgsl file of one device, by file name. */
 export function deviceWgslFiles(program: DeviceProgram, opts: { registry: OpRegistry; mesh: DeviceMesh; bindings?: Record<string, number> }): Map<string, Uint8Array> {
-  const hp = deviceHostProgram(program, opts);
-  const { json, constants } = encodeHostProgram(hp, program.graph);
-  const ts = generateHostModule(hp, { mesh: opts.mesh.toString(), device: program.device, coords: program.coords.slice(), kernelsFile: DEVICE_KERNELS_FILE });
-  return new Map([
-    [DEVICE_KERNELS_FILE, utf8(hostKernelsWgsl(hp, program.coords))],
-    [HOST_PROGRAM_FILE, json],
-    [HOST_CONSTANTS_FILE, constants],
-    [HOST_MODULE_FILE, utf8(ts)],
-    [HOST_JS_FILE, utf8(emitHostJs(ts))],
-  ]);
+  return new WgslCompiler(opts).files(program);
 }
 
 /** The kernels.wgsl text of a host program: section i is program.kernels[i]. */
 export function hostKernelsWgsl(p: HostProgram, coords: readonly number[]): string {
-  const lines = [
+  return `${kernelsHeader(p, coords)}${kernelSections(p)}`;
+}
+
+function kernelsHeader(p: HostProgram, coords: readonly number[]): string {
+  return [
     `// shardc kernels for device ${p.device} (coordinates ${coords.join(',')}), in first-dispatch order.`,
     `// Each section is a separate WGSL shader module with entry point main; collectives run on the host.`,
-  ];
+  ].join('\n');
+}
+
+/** The kernel sections of kernels.wgsl (they depend on the kernels and steps only), memoised per kernels and steps. */
+const sectionsOf = new WeakMap<readonly Kernel[], WeakMap<readonly HostStep[], string>>();
+function kernelSections(p: HostProgram): string {
+  let bySteps = sectionsOf.get(p.kernels);
+  if (!bySteps) sectionsOf.set(p.kernels, (bySteps = new WeakMap()));
+  let text = bySteps.get(p.steps);
+  if (text !== undefined) return text;
   const ids = kernelIdentifiers(p);
+  const first = new Map<number, { node: string; op: string }>();
+  for (const s of p.steps) if (s.kind === 'dispatch' && !first.has(s.kernel)) first.set(s.kernel, s);
+  const lines: string[] = [];
   p.kernels.forEach((k, i) => {
-    const first = p.steps.find((s) => s.kind === 'dispatch' && s.kernel === i);
-    const node = first ? `// node ${commentSafe(first.node)} (${commentSafe(first.op).slice(1, -1)})` : '// not dispatched';
-    lines.push('', `// ---- kernel ${i}: ${ids[i]} ----`, node, renderKernel(k).trimEnd());
+    const f = first.get(i);
+    const node = f ? `// node ${commentSafe(f.node)} (${commentSafe(f.op).slice(1, -1)})` : '// not dispatched';
+    lines.push('', `// ---- kernel ${i}: ${ids[i]} ----`, node, renderKernelOnce(k));
   });
-  return `${lines.join('\n')}\n`;
+  text = `${lines.map((l) => `\n${l}`).join('')}\n`; // each line after a newline: follows the header
+  bySteps.set(p.steps, text);
+  return text;
+}
+
+export interface WgslCompileOptions {
+  registry: OpRegistry;
+  mesh: DeviceMesh;
+  bindings?: Record<string, number>;
+  fuse?: boolean;
+}
+
+type Feed = { name: string; dtype: DType; shape: number[] };
+
+/** A compiled program other devices may reuse (see the file header). */
+interface SharedProgram {
+  /** Names of the constants whose data its recording read: compared by content in the key. */
+  read: Set<string>;
+  key: string;
+  program: HostProgram;
+  /** Its constants the recording never read, by tensor: the value name (another device puts its own in). */
+  unread: Map<Tensor, string>;
+}
+
+/** Compiles the devices of one partition, sharing work between them (see the file header). */
+export class WgslCompiler {
+  private readonly fuseCache = new FuseCache();
+  private readonly shared: SharedProgram[] = [];
+
+  constructor(private readonly opts: WgslCompileOptions) {}
+
+  /** The ahead-of-time program of one device: recorded, fused and memory-planned. */
+  hostProgram(program: DeviceProgram): HostProgram {
+    const feeds = program.graph.inputs
+      .filter((v) => !v.constant)
+      .map((v) => ({ name: v.name, dtype: v.dtype ?? 'float32', shape: (v.shape ?? []).map((d) => (typeof d === 'number' ? d : (this.opts.bindings?.[d] ?? 1))) }));
+    return this.compileShared(program.graph, feeds, program.device);
+  }
+
+  /** Every wgsl file of one device (kernels.wgsl, host-program.json, constants.safetensors, host.ts, host.js). */
+  files(program: DeviceProgram): Map<string, Uint8Array> {
+    const hp = this.hostProgram(program);
+    const { json, constants } = encodeHostProgram(hp, program.graph);
+    const ts = generateHostModule(hp, { mesh: this.opts.mesh.toString(), device: program.device, coords: program.coords.slice(), kernelsFile: DEVICE_KERNELS_FILE });
+    return new Map([
+      [DEVICE_KERNELS_FILE, utf8(hostKernelsWgsl(hp, program.coords))],
+      [HOST_PROGRAM_FILE, json],
+      [HOST_CONSTANTS_FILE, constants],
+      [HOST_MODULE_FILE, utf8(ts)],
+      [HOST_JS_FILE, utf8(emitHostJs(ts))],
+    ]);
+  }
+
+  /**
+   * --no-weights: only kernels.wgsl. The program is recorded with every large constant (weights;
+   * more than 4096 elements) bound as a device input instead of its data, so no weight is read;
+   * small constants (shape tables, axes) are read as usual. The kernels are the same as with
+   * weights unless a lowering would have folded a weight on the host.
+   */
+  kernelsOnly(p: DeviceProgram): Map<string, Uint8Array> {
+    const g = p.graph;
+    const weights = new Set<Value>();
+    for (const v of g.initializers) if (v.constant && v.constant.size > 4096) weights.add(v);
+    for (const n of g.nodes) for (const v of n.inputs) if (v?.constant && v.constant.size > 4096) weights.add(v);
+    const view = new Graph(g.name);
+    view.opsets = g.opsets;
+    view.nodes = g.nodes;
+    view.outputs = g.outputs;
+    view.initializers = g.initializers.filter((v) => !weights.has(v));
+    view.inputs = [...g.inputs, ...[...weights].filter((v) => !g.inputs.includes(v))];
+    const feeds = view.inputs
+      .filter((v) => !v.constant || weights.has(v))
+      .map((v) => ({ name: v.name, dtype: v.dtype ?? 'float32', shape: (v.shape ?? []).map((d) => (typeof d === 'number' ? d : 1)) }));
+    const hp = this.compileShared(view, feeds, p.device);
+    return new Map([[DEVICE_KERNELS_FILE, utf8(hostKernelsWgsl(hp, p.coords))]]);
+  }
+
+  /** Records and compiles `graph` for `device`, or reuses an earlier device's program (see the file header). */
+  private compileShared(graph: Graph, feeds: readonly Feed[], device: number): HostProgram {
+    for (const s of this.shared)
+      if (recordingKey(graph, feeds, device, this.opts.mesh, (v) => s.read.has(v.name)) === s.key) return withOwnConstants(s, graph, device);
+    const use = new Map<Value, boolean>();
+    const recorded = recordHostProgram(graph, feeds, { registry: this.opts.registry, device, mesh: this.opts.mesh, constantUse: use });
+    const program = this.opts.fuse === false ? planMemory(recorded) : fuseHostProgram(recorded, {}, this.fuseCache);
+    const read = new Set<string>();
+    const unread = new Map<Tensor, string>();
+    const names = new Set<string>();
+    let shareable = true;
+    for (const [v, wasRead] of use) {
+      if (names.has(v.name)) shareable = false; // constants are matched by name
+      names.add(v.name);
+      if (wasRead) read.add(v.name);
+      else {
+        const t = v.constant!.load();
+        if (unread.has(t)) shareable = false; // one tensor for two values: which one a buffer holds is ambiguous
+        unread.set(t, v.name);
+      }
+    }
+    const key = shareable ? recordingKey(graph, feeds, device, this.opts.mesh, (v) => read.has(v.name)) : undefined;
+    if (key !== undefined) this.shared.push({ read, key, program, unread });
+    return program;
+  }
+}
+
+/** The shared program for `device`, whose graph has the same key: its own constants in the unread constants' places. */
+function withOwnConstants(s: SharedProgram, graph: Graph, device: number): HostProgram {
+  if (s.program.device === device) return s.program;
+  const constants = new Map<string, Value>();
+  for (const v of [...graph.inputs, ...graph.initializers]) if (v.constant) constants.set(v.name, v);
+  for (const n of graph.nodes) for (const v of n.inputs) if (v?.constant) constants.set(v.name, v);
+  const own = (t: Tensor | undefined): Tensor | undefined => {
+    const name = t && s.unread.get(t);
+    return name === undefined ? t : constants.get(name)!.constant!.load();
+  };
+  return {
+    ...s.program,
+    device,
+    buffers: s.program.buffers.map((b) => {
+      if (!b.constant) return b;
+      const constant = own(b.constant)!;
+      if (constant.dtype === 'int64' && constant !== b.constant) toDeviceArray(constant, b.value); // values must fit i32 (as recording checks)
+      return { ...b, constant };
+    }),
+    outputs: s.program.outputs.map((r) => (r.host ? { ...r, host: own(r.host) } : r)),
+  };
+}
+
+// ---- the recording key ----------------------------------------------------------------------------
+
+/** Exact JSON of a structure (every number spelled exactly, -0 and non-finite ones too). */
+const exactJson = (x: unknown): string =>
+  JSON.stringify(x, (_k, v: unknown) => (typeof v === 'number' && (Object.is(v, -0) || !Number.isFinite(v)) ? `#${Object.is(v, -0) ? '-0' : String(v)}` : v));
+
+/**
+ * A key equal for two device graphs exactly when recording them gives the same program but for the
+ * device number and the data of constants the recording did not read: nodes (op, name, attributes,
+ * inputs by position, outputs' names and types), constants by content where `byContent` (those the
+ * recording read) else by type, fed inputs by name and shape, each
+ * collective's resolved group (and whether the device is in it; rank-dependent collectives —
+ * LocalShard, LocalPartial, Send, Recv — also by the device). Undefined (compile on its own) for
+ * graphs with subgraphs or a collective whose group cannot be resolved.
+ */
+export function recordingKey(graph: Graph, feeds: readonly Feed[], device: number, mesh: DeviceMesh, byContent: (v: Value) => boolean): string | undefined {
+  const hash = createHash('sha256');
+  const ids = new Map<Value, number>();
+  const fed = new Map(feeds.map((f) => [f.name, f]));
+  const tensorKey = (t: LazyTensor): string => {
+    const x = t.load();
+    if (x.strings) return `s${exactJson(x.strings)}`;
+    const bytes = Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength);
+    return `${x.dtype}[${x.shape.join(',')}]${createHash('sha256').update(bytes).digest('hex')}`;
+  };
+  const valueRef = (v: Value | null): string => {
+    if (!v) return '-';
+    const id = ids.get(v);
+    if (id !== undefined) return String(id);
+    ids.set(v, ids.size);
+    // First sight of a value not defined by a node: a constant (by content where read, else by type) or a fed input.
+    if (v.constant && !fed.has(v.name))
+      return `${ids.size - 1}=${exactJson(v.name)}:${byContent(v) ? tensorKey(v.constant) : `${v.constant.dtype}[${v.constant.shape.join(',')}]`}`;
+    return `${ids.size - 1}=${exactJson(v.name)}`;
+  };
+  const attrKey = (a: Attr): string | undefined => {
+    switch (a.kind) {
+      case 'graph':
+      case 'graphs':
+        return undefined;
+      case 'tensor':
+        return tensorKey(a.value);
+      case 'tensors':
+        return a.value.map(tensorKey).join(';');
+      default:
+        return `${a.kind}:${exactJson(a.value)}`;
+    }
+  };
+  hash.update(exactJson(feeds));
+  for (const v of graph.inputs) hash.update(`in ${valueRef(v)}\n`);
+  for (const node of graph.nodes) {
+    const parts = [node.domain, node.op, exactJson(node.label), node.inputs.map(valueRef).join(',')];
+    for (const [k, a] of node.attrs.entries()) {
+      const key = attrKey(a);
+      if (key === undefined) return undefined;
+      parts.push(`${k}=${key}`);
+    }
+    if (node.domain === COLLECTIVE_DOMAIN) {
+      let group: number[];
+      try {
+        group = node.op === 'Send' || node.op === 'Recv' ? [] : collectiveGroup(node, device, mesh);
+      } catch {
+        return undefined;
+      }
+      parts.push(`group=${group.join(',')}`, `member=${group.includes(device)}`);
+      if (['LocalShard', 'LocalPartial', 'Send', 'Recv'].includes(node.op)) parts.push(`device=${device}`);
+    }
+    for (const o of node.outputs) {
+      ids.set(o, ids.size);
+      parts.push(`${exactJson(o.name)}:${o.dtype ?? '?'}[${(o.shape ?? []).join(',')}]`);
+    }
+    hash.update(`${parts.join('|')}\n`);
+  }
+  hash.update(`out ${graph.outputs.map(valueRef).join(',')}`);
+  return hash.digest('hex');
 }

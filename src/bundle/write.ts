@@ -9,6 +9,9 @@
  *   device-<r>/weights.safetensors  its weights, referenced from model.onnx as external data
  * and for target wgsl also, per device (src/bundle/wgsl.ts), its ahead-of-time host program:
  *   device-<r>/kernels.wgsl, host-program.json, constants.safetensors, host.ts, host.js
+ * With `noWeights` (partition --no-weights) no device model.onnx or weights.safetensors is written and
+ * no weight is read: the manifest says `noWeights: true` and its device entries name no model or
+ * weights (empty strings); such a bundle is a plan and its reports (and wgsl kernels), not runnable.
  * Every JSON file has sorted keys; nothing depends on time or paths unless SOURCE_DATE_EPOCH is set
  * (then manifest.json records it as `created`), so the same model and options give the same bytes.
  */
@@ -22,7 +25,7 @@ import { writeDirAtomic, type AtomicWriteOptions, type DirFile } from './atomic-
 import { canonicalJson, compareCodeUnits, sha256Hex, utf8 } from './canonical.js';
 import { DEVICE_MODEL_FILE, DEVICE_WEIGHTS_FILE, externalizeWeights } from './device-model.js';
 import { planRecord } from './plan-record.js';
-import { buildReport, reportHtml } from './report.js';
+import { buildReport, buildReportView, reportHtml, type ReportOptions } from './report.js';
 import { deviceSchedule, pipelineSchedule, type Schedule } from './schedule.js';
 
 export const BUNDLE_FORMAT = 'shardc-bundle';
@@ -62,6 +65,8 @@ export interface Manifest {
   files: BundleFileEntry[];
   /** From SOURCE_DATE_EPOCH when set (ISO 8601); absent otherwise. */
   created?: string;
+  /** Written with --no-weights: no device models or weights (plan, schedule, reports, kernels only). */
+  noWeights?: true;
 }
 
 export interface BundleInput {
@@ -83,6 +88,10 @@ export interface BundleInput {
   shardcVersion: string;
   /** Environment to read SOURCE_DATE_EPOCH from (default process.env). */
   env?: Readonly<Record<string, string | undefined>>;
+  /** partition --no-weights: write no device model or weights, read no weight. */
+  noWeights?: boolean;
+  /** Options for report.json (hardware file, memory limit). */
+  report?: ReportOptions;
 }
 
 export interface BuiltBundle {
@@ -104,6 +113,8 @@ export function buildBundleFiles(input: BundleInput): BuiltBundle {
   const json = (path: string, doc: unknown): void => void files.push({ path, parts: [utf8(canonicalJson(doc))] });
 
   for (const p of ordered) {
+    for (const [file, bytes] of input.deviceFiles?.get(p.device) ?? []) files.push({ path: devicePath(p.device, file), parts: [bytes] });
+    if (input.noWeights) continue;
     const modelPath = devicePath(p.device, DEVICE_MODEL_FILE);
     const { model, weights } = externalizeWeights(input.exportGraph(p.graph), {
       file: modelPath,
@@ -111,7 +122,6 @@ export function buildBundleFiles(input: BundleInput): BuiltBundle {
     });
     files.push({ path: modelPath, parts: [model] });
     files.push({ path: devicePath(p.device, DEVICE_WEIGHTS_FILE), parts: weights.parts });
-    for (const [file, bytes] of input.deviceFiles?.get(p.device) ?? []) files.push({ path: devicePath(p.device, file), parts: [bytes] });
   }
   for (const [path, bytes] of input.bundleFiles ?? []) files.push({ path, parts: [bytes] });
   const schedule: Schedule = {
@@ -121,9 +131,9 @@ export function buildBundleFiles(input: BundleInput): BuiltBundle {
   };
   json(SCHEDULE_FILE, schedule);
   json(PLAN_FILE, { ...planRecord(plan, input.strategy), model: input.model.file });
-  const report = buildReport(plan, ordered, input.registry, input.strategy);
+  const report = buildReport(plan, ordered, input.registry, input.strategy, input.report);
   json(REPORT_FILE, report);
-  files.push({ path: REPORT_HTML_FILE, parts: [utf8(reportHtml(report, input.model.file))] });
+  files.push({ path: REPORT_HTML_FILE, parts: [utf8(reportHtml(report, input.model.file, buildReportView(plan, ordered)))] });
 
   files.sort((a, b) => compareCodeUnits(a.path, b.path));
   const manifest: Manifest = {
@@ -139,14 +149,15 @@ export function buildBundleFiles(input: BundleInput): BuiltBundle {
     devices: ordered.map((p) => ({
       device: p.device,
       coords: p.coords.slice(),
-      model: devicePath(p.device, DEVICE_MODEL_FILE),
-      weights: devicePath(p.device, DEVICE_WEIGHTS_FILE),
+      model: input.noWeights ? '' : devicePath(p.device, DEVICE_MODEL_FILE),
+      weights: input.noWeights ? '' : devicePath(p.device, DEVICE_WEIGHTS_FILE),
       ...(input.deviceFiles?.get(p.device)?.has('kernels.wgsl') ? { kernels: devicePath(p.device, 'kernels.wgsl') } : {}),
       ...(input.deviceFiles?.get(p.device)?.has('kernels.cu') ? { kernels: devicePath(p.device, 'kernels.cu') } : {}),
       ...(input.deviceFiles?.get(p.device)?.has('host-program.json') ? { host: devicePath(p.device, 'host-program.json') } : {}),
     })),
     files: files.map((f) => ({ path: f.path, sha256: sha256Hex(...f.parts), bytes: f.parts.reduce((n, x) => n + x.length, 0) })),
     created: sourceDateEpoch(input.env ?? process.env),
+    ...(input.noWeights ? { noWeights: true as const } : {}),
   };
   const manifestBytes = utf8(canonicalJson(manifest));
   files.unshift({ path: MANIFEST_FILE, parts: [manifestBytes] });

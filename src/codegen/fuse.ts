@@ -30,6 +30,14 @@
  * `x0, x1, ...`, outputs `y0, ...` in first-use order, one name per HostBuffer), so identical
  * fused layers render identically and the code never depends on buffer ids or sizes. Dead temp
  * buffers are dropped (ids renumbered) and the memory plan is recomputed.
+ *
+ * Speed (a 70B graph has thousands of fusible pairs, nearly all repeats of one layer's): a
+ * `FuseCache` remembers each decision by its inputs — both kernels (by structure), their params,
+ * the binding pattern (HostBuffer ids renumbered by first appearance), the temp and its length —
+ * so each distinct pair is fused once and every repeat gets the same fused kernel object, with its
+ * bindings mapped back to the repeat's buffers. fuseLaunches is a pure function of exactly those
+ * inputs, so the result is the one it would compute. Kernel structure keys and rendered code are
+ * memoised per kernel object (kernels are never mutated).
  */
 import { type Expr, type ScalarType, variable, walk } from './expr.js';
 import { type Kernel, type KernelBody, type Let, type MapBody, type Store, bodyExprs, bodyStores, makeKernel } from './kernel.js';
@@ -383,63 +391,160 @@ function stepIo(s: HostStep, kernels: readonly Kernel[]): { reads: number[]; wri
   return kernelIo({ kernel: kernels[s.kernel]!, params: s.params, bindings: s.bindings });
 }
 
+/** Rendered WGSL of a kernel with its name left out: the key under which programs deduplicate kernels. Memoised per kernel object. */
+const renderKeys = new WeakMap<Kernel, string>();
+export function kernelRenderKey(k: Kernel): string {
+  let key = renderKeys.get(k);
+  if (key === undefined) renderKeys.set(k, (key = renderKernel({ ...k, name: '' })));
+  return key;
+}
+
+/**
+ * Fusion decisions by their inputs (see the file header), shareable by every program fused with
+ * the same options (all devices of a partition).
+ */
+export class FuseCache {
+  private readonly structureIds = new Map<string, number>();
+  private readonly kernelIds = new WeakMap<Kernel, number>();
+  private readonly decisions = new Map<string, { kernel: Kernel; params: Record<string, number>; bindings: [string, number][] } | { reason: string }>();
+
+  /** A number per kernel structure (name included: it names the fused kernel). */
+  private kernelId(k: Kernel): number {
+    let id = this.kernelIds.get(k);
+    if (id === undefined) {
+      // Every number spelled exactly (-0 and non-finite constants too): equal keys, equal kernels.
+      const key = JSON.stringify(k, (_k, v: unknown) => (typeof v === 'number' && (Object.is(v, -0) || !Number.isFinite(v)) ? `#${Object.is(v, -0) ? '-0' : String(v)}` : v));
+      id = this.structureIds.get(key);
+      if (id === undefined) this.structureIds.set(key, (id = this.structureIds.size));
+      this.kernelIds.set(k, id);
+    }
+    return id;
+  }
+
+  /** fuseLaunches(producer, consumer, temp, tempLength, opts), computed once per distinct input. */
+  fuse(producer: FusibleLaunch, consumer: FusibleLaunch, temp: number, tempLength: number, opts: Required<FuseOptions>): FuseResult {
+    // HostBuffer ids renumbered by first appearance: the binding pattern, independent of the ids.
+    const local = new Map<number, number>();
+    const ids: number[] = [];
+    const pattern = (b: Record<string, number>): string =>
+      Object.entries(b)
+        .map(([n, id]) => {
+          let l = local.get(id);
+          if (l === undefined) {
+            local.set(id, (l = ids.length));
+            ids.push(id);
+          }
+          return `${n}=${l}`;
+        })
+        .join(',');
+    const pb = pattern(producer.bindings);
+    const cb = pattern(consumer.bindings);
+    const key = [
+      this.kernelId(producer.kernel),
+      this.kernelId(consumer.kernel),
+      JSON.stringify(producer.params),
+      JSON.stringify(consumer.params),
+      pb,
+      cb,
+      local.get(temp) ?? `t${temp}`,
+      tempLength,
+      JSON.stringify(opts),
+    ].join('|');
+    let d = this.decisions.get(key);
+    if (!d) {
+      const res = fuseLaunches(producer, consumer, temp, tempLength, opts);
+      d =
+        'reason' in res
+          ? res
+          : {
+              kernel: res.fused.kernel,
+              params: res.fused.params,
+              bindings: Object.entries(res.fused.bindings).map(([n, id]): [string, number] => {
+                const l = local.get(id);
+                if (l === undefined) throw new Error(`fused kernel ${res.fused.kernel.name} binds buffer ${id}, which neither launch binds`);
+                return [n, l];
+              }),
+            };
+      this.decisions.set(key, d);
+    }
+    if ('reason' in d) return d;
+    return { fused: { kernel: d.kernel, params: { ...d.params }, bindings: Object.fromEntries(d.bindings.map(([n, l]) => [n, ids[l]!])) } };
+  }
+}
+
 /** Fuses the program's kernels (see the file header); returns a new program with a fresh memory plan. */
-export function fuseHostProgram(p: HostProgram, options: FuseOptions = {}): HostProgram {
+export function fuseHostProgram(p: HostProgram, options: FuseOptions = {}, cache: FuseCache = new FuseCache()): HostProgram {
   const opts = { ...DEFAULTS, ...options };
   // Working copy: steps with their own kernels (dedup again at the end).
-  let kernels: Kernel[] = [...p.kernels];
+  const kernels: Kernel[] = [...p.kernels];
   let steps: HostStep[] = p.steps.map((s) => ({ ...s }));
   const pinned = new Set<number>(p.outputs.flatMap((o) => (o.buffer === undefined ? [] : [o.buffer])));
 
-  for (let changed = true; changed; ) {
-    changed = false;
-    const io = steps.map((s) => stepIo(s, kernels));
-    const writers = new Map<number, number[]>();
-    const readers = new Map<number, number[]>();
-    io.forEach(({ reads, writes }, i) => {
-      for (const id of new Set(reads)) readers.set(id, [...(readers.get(id) ?? []), i]);
-      for (const id of new Set(writes)) writers.set(id, [...(writers.get(id) ?? []), i]);
-    });
-    search: for (let c = 0; c < steps.length; c++) {
-      const cs = steps[c]!;
-      if (cs.kind !== 'dispatch') continue;
-      for (const temp of new Set(io[c]!.reads)) {
-        const buf = p.buffers[temp]!;
-        if (buf.role !== 'temp' || pinned.has(temp)) continue;
-        const w = writers.get(temp) ?? [];
-        const r = readers.get(temp) ?? [];
-        if (w.length !== 1 || r.length !== 1 || w[0]! >= c) continue;
-        const pi = w[0]!;
-        const ps = steps[pi]!;
-        if (ps.kind !== 'dispatch') continue;
-        // The producer now runs at the consumer's position: its inputs must still hold their values.
-        const pReads = new Set(io[pi]!.reads);
-        let clobbered = false;
-        for (let j = pi + 1; j < c && !clobbered; j++) clobbered = io[j]!.writes.some((id) => pReads.has(id));
-        if (clobbered) continue;
-        const res = fuseLaunches(
-          { kernel: kernels[ps.kernel]!, params: ps.params, bindings: ps.bindings },
-          { kernel: kernels[cs.kernel]!, params: cs.params, bindings: cs.bindings },
-          temp,
-          buf.length,
-          opts,
-        );
-        if ('reason' in res) continue;
-        kernels = [...kernels, res.fused.kernel];
-        const fused: DispatchStep = {
-          kind: 'dispatch',
-          node: `${ps.node} + ${cs.node}`,
-          op: `${ps.op}+${cs.op}`,
-          kernel: kernels.length - 1,
-          params: res.fused.params,
-          bindings: res.fused.bindings,
-        };
-        steps = steps.flatMap((s, i) => (i === pi ? [] : i === c ? [fused] : [s]));
-        changed = true;
-        break search;
+  // Steps keep their slots (a fused pair: the producer's slot emptied, the consumer's replaced), so
+  // the readers/writers of each buffer are updated in place instead of rebuilt after every fusion,
+  // and the scan resumes at the producer's slot: every consumer before it sees exactly what it saw
+  // before the fusion, so the result equals rescanning from the start (linear, not quadratic).
+  const slots: (HostStep | undefined)[] = steps;
+  const io = slots.map((s) => stepIo(s!, kernels));
+  const writers = new Map<number, Set<number>>();
+  const readers = new Map<number, Set<number>>();
+  const index = (i: number, on: boolean): void => {
+    for (const [m, ids] of [[readers, io[i]!.reads], [writers, io[i]!.writes]] as const)
+      for (const id of ids) {
+        let set = m.get(id);
+        if (!set) m.set(id, (set = new Set()));
+        if (on) set.add(i);
+        else set.delete(i);
       }
+  };
+  slots.forEach((_, i) => index(i, true));
+  const first = (set: Set<number>): number => set.values().next().value!;
+  for (let c = 0; c < slots.length; c++) {
+    const cs = slots[c];
+    if (cs?.kind !== 'dispatch') continue;
+    for (const temp of new Set(io[c]!.reads)) {
+      const buf = p.buffers[temp]!;
+      if (buf.role !== 'temp' || pinned.has(temp)) continue;
+      const w = writers.get(temp);
+      const r = readers.get(temp);
+      if (w?.size !== 1 || r?.size !== 1 || first(w) >= c) continue;
+      const pi = first(w);
+      const ps = slots[pi]!;
+      if (ps.kind !== 'dispatch') continue;
+      // The producer now runs at the consumer's position: its inputs must still hold their values.
+      const pReads = new Set(io[pi]!.reads);
+      let clobbered = false;
+      for (let j = pi + 1; j < c && !clobbered; j++) if (slots[j]) clobbered = io[j]!.writes.some((id) => pReads.has(id));
+      if (clobbered) continue;
+      const res = cache.fuse(
+        { kernel: kernels[ps.kernel]!, params: ps.params, bindings: ps.bindings },
+        { kernel: kernels[cs.kernel]!, params: cs.params, bindings: cs.bindings },
+        temp,
+        buf.length,
+        opts,
+      );
+      if ('reason' in res) continue;
+      kernels.push(res.fused.kernel);
+      const fused: DispatchStep = {
+        kind: 'dispatch',
+        node: `${ps.node} + ${cs.node}`,
+        op: `${ps.op}+${cs.op}`,
+        kernel: kernels.length - 1,
+        params: res.fused.params,
+        bindings: res.fused.bindings,
+      };
+      index(pi, false);
+      index(c, false);
+      slots[pi] = undefined;
+      io[pi] = { reads: [], writes: [] };
+      slots[c] = fused;
+      io[c] = stepIo(fused, kernels);
+      index(c, true);
+      c = pi - 1; // resume at the producer's slot (the loop's c++ makes it pi)
+      break;
     }
   }
+  steps = slots.filter((s): s is HostStep => s !== undefined);
   return planMemory(compact({ ...p, kernels, steps }));
 }
 
@@ -466,7 +571,7 @@ function compact(p: HostProgram): HostProgram {
   const kernels: Kernel[] = [];
   const kernelIds = new Map<string, number>();
   const kernelIndex = (k: Kernel): number => {
-    const key = renderKernel({ ...k, name: '' });
+    const key = kernelRenderKey(k);
     let i = kernelIds.get(key);
     if (i === undefined) {
       i = kernels.length;

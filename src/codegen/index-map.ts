@@ -28,16 +28,22 @@ export class Params {
 /** Device element type of an IR dtype; undefined when the device target does not support it. */
 export function deviceType(d: DType): ScalarType | undefined {
   switch (d) {
-    case 'float32': return 'f32';
+    // float16 and bfloat16 are computed as f32 in kernels (values arrive rounded to the narrow
+    // type; results are rounded when they come back to the host, as Tensor.from does). The cuda
+    // target stores them in 2-byte buffers (src/bundle/cuda.ts); WebGPU stores them as f32.
+    case 'float32': case 'float16': case 'bfloat16': return 'f32';
     case 'int32': case 'int64': return 'i32';
     case 'bool': return 'bool';
     default: return undefined;
   }
 }
 
+/** True for the IR dtypes kernels compute as f32 (float32, float16, bfloat16). */
+export const isDeviceFloat = (d: DType | undefined): boolean => d !== undefined && deviceType(d) === 'f32';
+
 export function deviceTypeOrThrow(d: DType, node?: string): ScalarType {
   const t = deviceType(d);
-  if (!t) throw new UserError(`unsupported dtype ${d} on the kernel targets (float32, int32, int64, bool)`, { node });
+  if (!t) throw new UserError(`unsupported dtype ${d} on the kernel targets (float32, float16, bfloat16, int32, int64, bool)`, { node });
   return t;
 }
 

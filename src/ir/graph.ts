@@ -9,7 +9,6 @@
  * - A `Graph` owns its nodes in a (topological) order; subgraphs (If/Loop bodies) are graphs in
  *   attributes and may refer to values of the enclosing graph.
  */
-import * as graphlib from '@dagrejs/graphlib';
 import { Attrs } from './attrs.js';
 import type { DType } from './dtype.js';
 import { UserError } from './errors.js';
@@ -113,35 +112,87 @@ export class Graph {
   /**
    * Reorders `nodes` topologically (stable: among ready nodes the earliest in the current order
    * goes first). Throws a UserError naming the nodes of a cycle.
+   *
+   * Kahn's algorithm with a binary min-heap of original positions: O((n + e) log n), so a
+   * 70B-shaped graph (tens of thousands of nodes) sorts in milliseconds.
    */
   sortTopologically(): void {
-    const index = new Map<Node, number>(this.nodes.map((n, i) => [n, i]));
-    const g = new graphlib.Graph({ directed: true });
-    this.nodes.forEach((_, i) => g.setNode(String(i)));
-    for (const [i, n] of this.nodes.entries())
-      for (const v of [...n.inputs, ...subgraphCaptures(n)]) {
-        const p = v?.producer;
-        if (p && index.has(p)) g.setEdge(String(index.get(p)), String(i));
+    const nodes = this.nodes;
+    const index = new Map<Node, number>();
+    nodes.forEach((n, i) => index.set(n, i));
+    const succ: number[][] = nodes.map(() => []);
+    const preds: number[][] = nodes.map(() => []);
+    const indeg = new Int32Array(nodes.length);
+    nodes.forEach((n, i) => {
+      const captures = subgraphCaptures(n);
+      for (const v of captures.length ? [...n.inputs, ...captures] : n.inputs) {
+        const p = v?.producer ? index.get(v.producer) : undefined;
+        if (p === undefined) continue;
+        succ[p]!.push(i);
+        preds[i]!.push(p);
+        indeg[i]!++;
       }
-    if (!graphlib.alg.isAcyclic(g)) {
-      const cycle = graphlib.alg.findCycles(g)[0] ?? [];
-      const names = cycle.map((i: string) => this.nodes[Number(i)]!.label).sort();
-      throw new UserError(`graph has a cycle through nodes ${names.map((s: string) => JSON.stringify(s)).join(', ')}`, {
-        node: names[0],
-      });
-    }
-    // Kahn's algorithm with a min-heap on original position keeps the order stable.
-    const indeg = this.nodes.map((_, i) => g.predecessors(String(i))?.length ?? 0);
-    const ready: number[] = [];
-    indeg.forEach((d, i) => d === 0 && ready.push(i));
+    });
+    const heap = new MinHeap();
+    indeg.forEach((d, i) => d === 0 && heap.push(i));
     const order: Node[] = [];
-    while (ready.length) {
-      ready.sort((a, b) => a - b);
-      const i = ready.shift()!;
-      order.push(this.nodes[i]!);
-      for (const s of g.successors(String(i)) ?? []) if (--indeg[Number(s)]! === 0) ready.push(Number(s));
+    while (heap.size) {
+      const i = heap.pop();
+      order.push(nodes[i]!);
+      for (const s of succ[i]!) if (--indeg[s]! === 0) heap.push(s);
+    }
+    if (order.length < nodes.length) {
+      // Every node left has a predecessor left: walk back until a node repeats; that loop is a cycle.
+      let i = indeg.findIndex((d) => d > 0);
+      const seen = new Map<number, number>();
+      const path: number[] = [];
+      while (!seen.has(i)) {
+        seen.set(i, path.length);
+        path.push(i);
+        i = preds[i]!.find((p) => indeg[p]! > 0)!;
+      }
+      const names = path.slice(seen.get(i)).map((k) => nodes[k]!.label).sort();
+      throw new UserError(`graph has a cycle through nodes ${names.map((s) => JSON.stringify(s)).join(', ')}`, { node: names[0] });
     }
     this.nodes = order;
+  }
+}
+
+/** A binary min-heap of integers (node positions), for the stable topological sort. */
+class MinHeap {
+  private a: number[] = [];
+  get size(): number {
+    return this.a.length;
+  }
+  push(x: number): void {
+    const a = this.a;
+    let i = a.length;
+    a.push(x);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (a[p]! <= x) break;
+      a[i] = a[p]!;
+      i = p;
+    }
+    a[i] = x;
+  }
+  pop(): number {
+    const a = this.a;
+    const top = a[0]!;
+    const last = a.pop()!;
+    if (a.length) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= a.length) break;
+        const c = l + 1 < a.length && a[l + 1]! < a[l]! ? l + 1 : l;
+        if (a[c]! >= last) break;
+        a[i] = a[c]!;
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top;
   }
 }
 

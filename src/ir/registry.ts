@@ -89,6 +89,11 @@ export class OpRegistry {
   }
 
   list(): OpDef[] {
-    return [...this.defs.values()].sort((a, b) => key(a.domain ?? '', a.op).localeCompare(key(b.domain ?? '', b.op)));
+    // Code-unit order (never the locale's collation: output must not depend on LANG).
+    return [...this.defs.values()].sort((a, b) => {
+      const x = key(a.domain ?? '', a.op);
+      const y = key(b.domain ?? '', b.op);
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
   }
 }

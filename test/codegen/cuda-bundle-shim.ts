@@ -11,6 +11,12 @@
  * collectives between kernels with the CPU runtime's semantics, reading and writing the members'
  * buffers in the state. What this checks: the kernels' CUDA text and launchers, launch geometry,
  * program.txt, constants, the memory plan and the local collectives rendered as box kernels.
+ *
+ * Half storage (float16/bfloat16 buffers, HostBuffer.storage): the shim header defines __half and
+ * __nv_bfloat16 as bit patterns with round-to-nearest-even conversions; TypeScript reads and
+ * writes those buffers through f32ToF16Bits / f32ToBf16Bits. The tensor-core (WMMA) launch
+ * variants run their scalar path here (g++ has no __CUDA_ARCH__): same launch geometry, operand
+ * offsets and epilogue as on the GPU, products summed in f32 in k order instead of by fragments.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,6 +25,7 @@ import { fromDeviceArray, toDeviceArray } from '../../src/codegen/device-data.js
 import type { DeviceArray } from '../../src/codegen/cpu.js';
 import { groupCollectiveHost, lockstepSchedule } from '../../src/codegen/host/lockstep.js';
 import type { CollectiveStep, HostBuffer, HostProgram } from '../../src/codegen/host/program.js';
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/ir/dtype.js';
 import type { Tensor } from '../../src/ir/tensor.js';
 import { SHIM } from './cuda-harness.js';
 
@@ -51,7 +58,7 @@ int main(int argc, char** argv) {
     for (auto& b : p.buffers) {
       if (b.role != Role::Constant) continue;
       const SafeTensor* t = st.find("b" + std::to_string(b.id));
-      if (!t || t->end - t->begin != (uint64_t)b.length * 4) { std::fprintf(stderr, "constant b%d missing\\n", b.id); return 1; }
+      if (!t || t->end - t->begin != (uint64_t)b.length * elem_bytes(b.type)) { std::fprintf(stderr, "constant b%d missing\\n", b.id); return 1; }
       std::memcpy(mem.data() + offset[b.slot], st.data.data() + t->begin, t->end - t->begin);
     }
   } else {
@@ -92,11 +99,30 @@ export function buildDeviceShim(bundle: string, d: number, dir: string, objectDi
   return exe;
 }
 
-/** Typed view of a buffer in a device's state (its slot, offset 0). */
-function view(state: Buffer, offsets: number[], b: HostBuffer): DeviceArray {
+/** Typed view of a buffer in a device's state (its slot, offset 0); 2-byte floats as bit patterns. */
+function view(state: Buffer, offsets: number[], b: HostBuffer): DeviceArray | Uint16Array {
   const at = state.byteOffset + offsets[b.slot]!;
   const n = Math.max(1, b.length);
+  if (b.storage) return new Uint16Array(state.buffer, at, n);
   return b.type === 'f32' ? new Float32Array(state.buffer, at, n) : b.type === 'i32' ? new Int32Array(state.buffer, at, n) : new Uint32Array(state.buffer, at, n);
+}
+
+/** Device words of a buffer as the CPU side sees them (2-byte floats widened to f32). */
+function wordsOf(state: Buffer, offsets: number[], b: HostBuffer): DeviceArray {
+  const v = view(state, offsets, b);
+  if (!(v instanceof Uint16Array)) return v;
+  const f = b.storage === 'f16' ? f16BitsToF32 : bf16BitsToF32;
+  return Float32Array.from(v, (h) => f(h));
+}
+
+/** Writes device words into a buffer (f32 rounded to nearest-even into 2-byte storage). */
+function setWords(state: Buffer, offsets: number[], b: HostBuffer, data: DeviceArray): void {
+  const v = view(state, offsets, b);
+  const n = Math.min(data.length, b.length);
+  if (v instanceof Uint16Array) {
+    const f = b.storage === 'f16' ? f32ToF16Bits : f32ToBf16Bits;
+    for (let i = 0; i < n; i++) v[i] = f(data[i]!);
+  } else v.set(data.subarray(0, n));
 }
 
 /**
@@ -112,10 +138,9 @@ export function runBundleOnShim(bundle: string, programs: readonly HostProgram[]
   });
   const write = (d: number, id: number, t: Tensor): void => {
     const b = programs[d]!.buffers[id]!;
-    const data = toDeviceArray(t, b.value);
-    view(states[d]!, offsets[d]!, b).set(data.subarray(0, Math.min(data.length, b.length)));
+    setWords(states[d]!, offsets[d]!, b, toDeviceArray(t, b.value));
   };
-  const read = (d: number, id: number, s: { dtype: Tensor['dtype']; shape: readonly number[] }): Tensor => fromDeviceArray(view(states[d]!, offsets[d]!, programs[d]!.buffers[id]!), s.dtype, s.shape);
+  const read = (d: number, id: number, s: { dtype: Tensor['dtype']; shape: readonly number[] }): Tensor => fromDeviceArray(wordsOf(states[d]!, offsets[d]!, programs[d]!.buffers[id]!), s.dtype, s.shape);
   programs.forEach((p, d) => {
     execFileSync(exes[d]!, [bundle, 'init', files[d]!], { stdio: 'pipe' });
     states.push(readFileSync(files[d]!));

@@ -81,3 +81,33 @@ inline void shim_launch(dim3 grid, dim3 block, const std::function<void()>& kern
     });
   for (auto& th : threads) th.join();
 }
+
+// 2-byte floats as the host sees them (no cuda_fp16.h here): bit patterns with the conversions
+// kernels use, round-to-nearest-even like src/ir/dtype.ts (f32ToF16Bits, f32ToBf16Bits).
+struct __half { uint16_t bits; };
+struct __nv_bfloat16 { uint16_t bits; };
+inline uint32_t shim_f2u(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+inline float shim_u2f(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline float __bfloat162float(__nv_bfloat16 h) { return shim_u2f((uint32_t)h.bits << 16); }
+inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+  uint32_t u = shim_f2u(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return {(uint16_t)((u >> 16) | 0x40u)};  // NaN stays NaN
+  return {(uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16)};
+}
+inline float __half2float(__half h) {
+  uint32_t s = (uint32_t)(h.bits & 0x8000u) << 16, e = (h.bits >> 10) & 0x1fu, m = h.bits & 0x3ffu;
+  if (e == 0x1fu) return shim_u2f(s | 0x7f800000u | (m << 13));
+  if (e == 0) return (s ? -1.0f : 1.0f) * std::ldexp((float)m, -24);  // zero and subnormals
+  return shim_u2f(s | ((e + 112u) << 23) | (m << 13));
+}
+inline __half __float2half_rn(float f) {
+  uint32_t u = shim_f2u(f), s = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return {(uint16_t)(s | 0x7e00u)};
+  if (a >= 0x477ff000u) return {(uint16_t)(s | 0x7c00u)};  // rounds to >= 65520: inf
+  if (a < 0x38800000u) {  // below the smallest normal 2^-14: subnormal steps of 2^-24
+    float q = std::nearbyint(shim_u2f(a) * 16777216.0f);  // default rounding mode: to nearest even
+    return {(uint16_t)(s | (uint32_t)q)};
+  }
+  uint32_t r = a + 0xfffu + ((a >> 13) & 1u);
+  return {(uint16_t)(s | ((r - 0x38000000u) >> 13))};
+}

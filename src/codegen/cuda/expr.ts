@@ -9,6 +9,11 @@
  *
  * Plain i32 `+ - *` are rendered as C++ int arithmetic: the GPU wraps, and the host shim is
  * compiled with -fwrapv; index arithmetic stays readable.
+ *
+ * Half storage: an f32 buffer of the kernel IR may be stored as `__half` or `__nv_bfloat16`
+ * (`CudaNames.storage`, chosen per launch by src/bundle/cuda.ts from the IR value's dtype). Its
+ * loads convert to float and its stores round to nearest-even (`__float2half_rn`,
+ * `__float2bfloat16_rn`, as src/ir/dtype.ts roundToDType); all arithmetic stays f32.
  */
 import type { BinOp, CmpOp, Expr, ScalarType, UnOp } from '../expr.js';
 import { identifier } from '../names.js';
@@ -47,6 +52,14 @@ export const CUDA_PRELUDE = [
   '#endif',
 ].join('\n');
 
+/** 2-byte storage of an f32 buffer. */
+export type HalfStorage = 'f16' | 'bf16';
+
+export const HALF_TYPE: Record<HalfStorage, { type: string; toFloat: string; fromFloat: string }> = {
+  f16: { type: '__half', toFloat: '__half2float', fromFloat: '__float2half_rn' },
+  bf16: { type: '__nv_bfloat16', toFloat: '__bfloat162float', fromFloat: '__float2bfloat16_rn' },
+};
+
 /** Identifier of a kernel variable (let, loop or template variable) in CUDA. */
 export const varName = (name: string): string => identifier(name, 'v');
 
@@ -73,6 +86,8 @@ export interface CudaNames {
   buf(name: string): string;
   /** The params struct variable (`p`). */
   params: string;
+  /** The 2-byte storage of a buffer (kernel-IR name); undefined: its ScalarType as is. */
+  storage?(name: string): HalfStorage | undefined;
 }
 
 const F32_UN: Partial<Record<UnOp, string>> = {
@@ -125,7 +140,11 @@ export function renderExpr(e: Expr, n: CudaNames): string {
     case 'const': return literal(e.t, e.v);
     case 'param': return `${n.params}.${identifier(e.name, 'p')}`;
     case 'var': return varName(e.name);
-    case 'load': return e.t === 'bool' ? `(${n.buf(e.buf)}[${r(e.index)}] != 0u)` : `${n.buf(e.buf)}[${r(e.index)}]`;
+    case 'load': {
+      const at = `${n.buf(e.buf)}[${r(e.index)}]`;
+      const h = n.storage?.(e.buf);
+      return h ? `${HALF_TYPE[h].toFloat}(${at})` : e.t === 'bool' ? `(${at} != 0u)` : at;
+    }
     case 'bin': return renderBin(e.op, r(e.a), r(e.b), e.t);
     case 'un': return renderUn(e.op, r(e.a), e.a.t);
     case 'cmp': return `(${r(e.a)} ${CMP[e.op]} ${r(e.b)})`;
@@ -138,4 +157,16 @@ export function renderExpr(e: Expr, n: CudaNames): string {
 export function storeValue(e: Expr, n: CudaNames): string {
   const v = renderExpr(e, n);
   return e.t === 'bool' ? `(${v} ? 1u : 0u)` : v;
+}
+
+/** `buf[index] = value;` with the buffer's storage conversion (`value` already rendered). */
+export function storeStatement(buf: string, index: string, value: string, n: CudaNames): string {
+  const h = n.storage?.(buf);
+  return `${n.buf(buf)}[${index}] = ${h ? `${HALF_TYPE[h].fromFloat}(${value})` : value};`;
+}
+
+/** The C++ element type of a kernel buffer: its storage type, or its ScalarType's. */
+export function bufferCType(name: string, t: ScalarType, n: Pick<CudaNames, 'storage'>): string {
+  const h = n.storage?.(name);
+  return h ? HALF_TYPE[h].type : CUDA_TYPE[t];
 }

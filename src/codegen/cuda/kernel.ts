@@ -14,7 +14,8 @@ import type { Expr } from '../expr.js';
 import type { Kernel, KernelBody, Let, LetLoop, MatmulBody, NormBody, ReduceBody, ReduceOp, SoftmaxBody, Store } from '../kernel.js';
 import { type Launch, dispatchSize, evalHostInt, letType } from '../kernel.js';
 import { IdentifierTable, commentSafe, identifier } from '../names.js';
-import { CUDA_PRELUDE, CUDA_TYPE, type CudaNames, f32Literal, literal, renderExpr, storeValue, varName } from './expr.js';
+import { CUDA_PRELUDE, CUDA_TYPE, type CudaNames, type HalfStorage, bufferCType, f32Literal, literal, renderExpr, storeStatement, storeValue, varName } from './expr.js';
+import { type WmmaLayout, renderWmmaBody } from './wmma.js';
 
 export { CUDA_PRELUDE };
 
@@ -49,6 +50,14 @@ function bufferNames(k: Kernel): Map<string, string> {
 /** The CUDA name of a kernel's params struct. */
 export const paramsStructName = (fn: string): string => `${fn}_params`;
 
+/** How one launch variant of a kernel is rendered (src/bundle/cuda.ts picks it per dispatch). */
+export interface CudaVariant {
+  /** Kernel buffers stored as 2-byte floats (f32 buffers of the kernel IR only). */
+  storage?: Readonly<Record<string, HalfStorage>>;
+  /** Matmul bodies only: the tensor-core (WMMA) template instead of the shared-memory tiles. */
+  wmma?: WmmaLayout;
+}
+
 export interface RenderedCudaKernel {
   /** Function name. */
   name: string;
@@ -60,29 +69,34 @@ export interface RenderedCudaKernel {
  * Renders `k` as a CUDA function named `fn` (default: an identifier from the kernel's name). The
  * result needs CUDA_PRELUDE before it in the translation unit.
  */
-export function renderCudaKernel(k: Kernel, fn = identifier(k.name, 'k')): RenderedCudaKernel {
+export function renderCudaKernel(k: Kernel, fn = identifier(k.name, 'k'), variant: CudaVariant = {}): RenderedCudaKernel {
   const bufs = bufferNames(k);
-  const names: CudaNames = { buf: (b) => bufs.get(b) ?? identifier(b, 'buf'), params: 'p' };
+  const storage = variant.storage ?? {};
+  for (const b of [...k.inputs, ...k.outputs]) if (storage[b.name] && b.type !== 'f32') throw new Error(`buffer ${b.name} of ${k.name} is ${b.type}; only f32 buffers have half storage`);
+  const names: CudaNames = { buf: (b) => bufs.get(b) ?? identifier(b, 'buf'), params: 'p', storage: (b) => storage[b] };
   const struct = paramsStructName(fn);
   const lines: string[] = [`// kernel ${commentSafe(k.name)}`];
   lines.push(`struct ${struct} {${k.params.length ? '' : ' int unused_;'}`);
   for (const p of k.params) lines.push(`  int ${identifier(p, 'p')};`);
   lines.push('};');
   const args = [
-    ...k.inputs.map((b) => `const ${CUDA_TYPE[b.type]}* __restrict__ ${bufs.get(b.name)!}`),
-    ...k.outputs.map((b) => `${CUDA_TYPE[b.type]}* __restrict__ ${bufs.get(b.name)!}`),
+    ...k.inputs.map((b) => `const ${bufferCType(b.name, b.type, names)}* __restrict__ ${bufs.get(b.name)!}`),
+    ...k.outputs.map((b) => `${bufferCType(b.name, b.type, names)}* __restrict__ ${bufs.get(b.name)!}`),
     `const ${struct} p`,
   ];
-  const [bx, by] = cudaBlockDim(k);
+  const [bx, by] = variant.wmma ? [32, 1] : cudaBlockDim(k);
   lines.push(`extern "C" __global__ void __launch_bounds__(${bx * by}) ${fn}(${args.join(', ')}) {`);
-  lines.push(renderBody(k, names));
+  if (variant.wmma) {
+    if (k.body.kind !== 'matmul') throw new Error(`WMMA variant of a ${k.body.kind} kernel (${k.name})`);
+    lines.push(renderWmmaBody(k.body, names, variant.wmma).join('\n'));
+  } else lines.push(renderBody(k, names));
   lines.push('}');
   return { name: fn, code: lines.join('\n') + '\n' };
 }
 
 /** One self-contained translation unit (prelude + kernel), e.g. for golden files and nvcc checks. */
-export function renderCudaKernelFile(k: Kernel, fn?: string): string {
-  return `${CUDA_PRELUDE}\n\n${renderCudaKernel(k, fn).code}`;
+export function renderCudaKernelFile(k: Kernel, fn?: string, variant?: CudaVariant): string {
+  return `${CUDA_PRELUDE}\n\n${renderCudaKernel(k, fn, variant).code}`;
 }
 
 const ind = (lines: string[], n = 1): string[] => lines.map((l) => (l ? '  '.repeat(n) + l : l));
@@ -98,7 +112,7 @@ function renderBody(k: Kernel, n: CudaNames): string {
   }
 }
 
-const store = (s: Store, n: CudaNames): string => `${n.buf(s.buf)}[${renderExpr(s.index, n)}] = ${storeValue(s.value, n)};`;
+const store = (s: Store, n: CudaNames): string => storeStatement(s.buf, renderExpr(s.index, n), storeValue(s.value, n), n);
 
 function renderMap(k: Kernel, b: Extract<KernelBody, { kind: 'map' }>, n: CudaNames): string[] {
   const out = [
@@ -232,7 +246,7 @@ function renderSoftmax(k: Kernel, b: SoftmaxBody, n: CudaNames): string[] {
     ...ind(rowReduce(k, 'max', 'f32', x, len, 'row_max')),
     ...ind(rowReduce(k, 'sum', 'f32', `expf(${x} - row_max)`, len, 'row_sum')),
     `  for (int r = tid; r < ${len}; r += ${k.workgroupSize}) {`,
-    `    ${n.buf(b.out.buf)}[${renderExpr(b.out.index, n)}] = ${y};`,
+    `    ${storeStatement(b.out.buf, renderExpr(b.out.index, n), y, n)}`,
     '  }',
   ];
 }

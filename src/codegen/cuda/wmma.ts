@@ -11,10 +11,18 @@
  * definition; the WMMA path is compile-checked by nvcc in CI and compared with the f32 kernel on
  * a GPU by `shardc_run --selfcheck` (wmmaSelfcheckSource).
  *
- * Not yet wired into lowering: the kernel IR has no f16/bf16 storage types, so every model runs
- * in f32 on the cuda target today (see the issue-6 notes in the report).
+ * Bundles use the kernel-IR form below (`wmmaPlan`, `renderWmmaBody`): a matmul kernel whose A
+ * and B are plain loads of 2-byte buffers gets a WMMA launch variant when this launch's shapes and
+ * strides allow it; its epilogue (the body's `out` store, fused bias/activation included) runs
+ * per element from a 16×16 f32 tile in shared memory, so what is stored is the same as with the
+ * shared-memory-tile kernel up to summation order.
  */
-export type HalfType = 'f16' | 'bf16';
+import type { Expr } from '../expr.js';
+import type { MatmulBody } from '../kernel.js';
+import { evalHostInt } from '../kernel.js';
+import { type CudaNames, type HalfStorage, HALF_TYPE, renderExpr, storeStatement, storeValue } from './expr.js';
+
+export type HalfType = HalfStorage;
 
 const ELEM: Record<HalfType, { type: string; toFloat: string; arch: number }> = {
   f16: { type: '__half', toFloat: '__half2float', arch: 700 },
@@ -135,4 +143,148 @@ int shardc_wmma_selfcheck() {
   return ok ? 0 : 1;
 }
 `;
+}
+
+// ---- the kernel-IR WMMA variant (used by src/bundle/cuda.ts) -------------------------------------
+
+/** Storage and fragment layouts of a WMMA launch variant of a matmul kernel. */
+export interface WmmaLayout {
+  type: HalfStorage;
+  a: 'row' | 'col';
+  b: 'row' | 'col';
+}
+
+/** idx = c + x·X + y·Y over two free variables (the others fixed). */
+interface Affine { c: number; x: number; y: number }
+
+const I32 = (v: number): number | undefined => (Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31 ? v : undefined);
+
+/**
+ * `e` as an affine function of vars `free` (others from `env`, params from `params`), exactly:
+ * `/` and `%` only between terms without free variables, `*` only by such a term. undefined when
+ * the expression is not of that form.
+ */
+function affine(e: Expr, free: readonly [string, string], env: Record<string, number>, params: Record<string, number>): Affine | undefined {
+  const konst = (v: number | undefined): Affine | undefined => (v === undefined ? undefined : { c: v, x: 0, y: 0 });
+  const isConst = (a: Affine): boolean => a.x === 0 && a.y === 0;
+  switch (e.k) {
+    case 'const': return e.t === 'i32' || e.t === 'u32' ? konst(I32(e.v)) : undefined;
+    case 'param': return konst(params[e.name] === undefined ? undefined : I32(params[e.name]!));
+    case 'var':
+      if (e.name === free[0]) return { c: 0, x: 1, y: 0 };
+      if (e.name === free[1]) return { c: 0, x: 0, y: 1 };
+      return konst(env[e.name]);
+    case 'cast': return (e.t === 'i32' || e.t === 'u32') && (e.a.t === 'i32' || e.a.t === 'u32') ? affine(e.a, free, env, params) : undefined;
+    case 'bin': {
+      const a = affine(e.a, free, env, params);
+      const b = affine(e.b, free, env, params);
+      if (!a || !b) return undefined;
+      const ok = (r: Affine): Affine | undefined => (I32(r.c) === undefined || I32(r.x) === undefined || I32(r.y) === undefined ? undefined : r);
+      switch (e.op) {
+        case '+': return ok({ c: a.c + b.c, x: a.x + b.x, y: a.y + b.y });
+        case '-': return ok({ c: a.c - b.c, x: a.x - b.x, y: a.y - b.y });
+        case '*':
+          if (isConst(b)) return ok({ c: a.c * b.c, x: a.x * b.c, y: a.y * b.c });
+          if (isConst(a)) return ok({ c: a.c * b.c, x: b.x * a.c, y: b.y * a.c });
+          return undefined;
+        case '/': return isConst(a) && isConst(b) && b.c !== 0 ? konst(Math.trunc(a.c / b.c)) : undefined;
+        case '%': return isConst(a) && isConst(b) && b.c !== 0 ? konst(a.c % b.c) : undefined;
+        default: return undefined;
+      }
+    }
+    default: return undefined;
+  }
+}
+
+/** The most batch entries the host checks one by one (larger batches keep the tiled kernel). */
+const MAX_WMMA_BATCH = 4096;
+
+/**
+ * The WMMA variant for one launch of a matmul kernel, or undefined: A and B must be plain loads
+ * of buffers with the same 2-byte storage, M, N, K multiples of 16, and each operand's index
+ * exactly affine in its two matrix coordinates for every batch entry, with unit stride along one
+ * of them (row- or column-major), the other stride (ldm) a multiple of 8 and every 16×16 tile
+ * start 32-byte aligned (what wmma::load_matrix_sync requires). Checked with this launch's
+ * params; the kernel recomputes the same offsets from its index expressions at run time.
+ */
+export function wmmaPlan(body: MatmulBody, params: Record<string, number>, storage: (buf: string) => HalfStorage | undefined): WmmaLayout | undefined {
+  const v = (e: Expr): number => evalHostInt(e, params);
+  const [batch, M, N, K] = [v(body.batch), v(body.m), v(body.n), v(body.k)];
+  if (!wmmaFits(M, N, K) || batch < 1 || batch > MAX_WMMA_BATCH) return undefined;
+  if (body.a.k !== 'load' || body.b.k !== 'load') return undefined;
+  const type = storage(body.a.buf);
+  if (!type || storage(body.b.buf) !== type) return undefined;
+  // Per operand: affine over (row, col) of its matrix: A (m, k), B (k, n).
+  const layoutOf = (idx: Expr, free: [string, string]): 'row' | 'col' | undefined => {
+    let layout: 'row' | 'col' | undefined;
+    for (let bz = 0; bz < batch; bz++) {
+      const f = affine(idx, free, { b: bz }, params);
+      if (!f || f.c < 0 || f.c % 16 !== 0) return undefined;
+      const l = f.y === 1 && f.x > 0 && f.x % 8 === 0 ? 'row' : f.x === 1 && f.y > 0 && f.y % 8 === 0 ? 'col' : undefined;
+      if (!l || (layout && l !== layout)) return undefined;
+      layout = l;
+    }
+    return layout;
+  };
+  const a = layoutOf(body.a.index, ['m', 'k']);
+  const b = a && layoutOf(body.b.index, ['k', 'n']);
+  return a && b ? { type, a, b } : undefined;
+}
+
+/** Grid and block of a WMMA variant launch: one warp per 16×16 output tile. */
+export function wmmaVariantGeometry(body: MatmulBody, params: Record<string, number>): { grid: [number, number, number]; block: [number, number, number] } {
+  const v = (e: Expr): number => evalHostInt(e, params);
+  return wmmaLaunch(v(body.m), v(body.n), v(body.batch));
+}
+
+/**
+ * The body of a matmul kernel's WMMA variant (grid [N/16, M/16, batch], block [32]): the operands'
+ * index expressions become `wm_a_at(b, m, k)` / `wm_b_at(b, k, n)`; ldm is the difference of two
+ * neighbouring offsets. The fragment path (sm_70+ for f16, sm_80+ for bf16) and the scalar path
+ * (older architectures, and the host shim of the tests) both leave the f32 tile in `wm_c`; the
+ * epilogue then stores each element through the body's `out` store with b, m, n and acc set.
+ */
+export function renderWmmaBody(body: MatmulBody, n: CudaNames, layout: WmmaLayout): string[] {
+  if (body.a.k !== 'load' || body.b.k !== 'load') throw new Error('WMMA variant of a matmul whose operands are not plain loads');
+  const e = ELEM[layout.type];
+  const h = HALF_TYPE[layout.type];
+  const A = n.buf(body.a.buf);
+  const B = n.buf(body.b.buf);
+  const lda = layout.a === 'row' ? 'wm_a_at(wm_bz, wm_tm + 1, 0) - wm_a_at(wm_bz, wm_tm, 0)' : 'wm_a_at(wm_bz, wm_tm, 1) - wm_a_at(wm_bz, wm_tm, 0)';
+  const ldb = layout.b === 'row' ? 'wm_b_at(wm_bz, 1, wm_tn) - wm_b_at(wm_bz, 0, wm_tn)' : 'wm_b_at(wm_bz, 0, wm_tn + 1) - wm_b_at(wm_bz, 0, wm_tn)';
+  const major = (l: 'row' | 'col'): string => `wmma::${l}_major`;
+  return [
+    `  // WMMA variant (${layout.type} storage, A ${layout.a}-major, B ${layout.b}-major, f32 accumulation): one warp per 16x16 tile.`,
+    '  const int wm_tm = (int)blockIdx.y * 16, wm_tn = (int)blockIdx.x * 16, wm_bz = (int)blockIdx.z;',
+    `  auto wm_a_at = [&](int b, int m, int k) -> int { return ${renderExpr(body.a.index, n)}; };`,
+    `  auto wm_b_at = [&](int b, int k, int n) -> int { return ${renderExpr(body.b.index, n)}; };`,
+    `  const int wm_K = ${renderExpr(body.k, n)};`,
+    '  __shared__ float wm_c[256];',
+    `#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= ${e.arch}`,
+    '  using namespace nvcuda;',
+    `  const int wm_lda = ${lda}, wm_ldb = ${ldb};`,
+    `  wmma::fragment<wmma::matrix_a, 16, 16, 16, ${h.type}, ${major(layout.a)}> wm_fa;`,
+    `  wmma::fragment<wmma::matrix_b, 16, 16, 16, ${h.type}, ${major(layout.b)}> wm_fb;`,
+    '  wmma::fragment<wmma::accumulator, 16, 16, 16, float> wm_acc;',
+    '  wmma::fill_fragment(wm_acc, 0.0f);',
+    '  for (int wm_k0 = 0; wm_k0 < wm_K; wm_k0 += 16) {',
+    `    wmma::load_matrix_sync(wm_fa, ${A} + wm_a_at(wm_bz, wm_tm, wm_k0), wm_lda);`,
+    `    wmma::load_matrix_sync(wm_fb, ${B} + wm_b_at(wm_bz, wm_k0, wm_tn), wm_ldb);`,
+    '    wmma::mma_sync(wm_acc, wm_fa, wm_fb, wm_acc);',
+    '  }',
+    '  wmma::store_matrix_sync(wm_c, wm_acc, 16, wmma::mem_row_major);',
+    '#else',
+    '  for (int wm_e = (int)threadIdx.x; wm_e < 256; wm_e += 32) {',
+    '    float wm_s = 0.0f;',
+    `    for (int k = 0; k < wm_K; k++) wm_s += ${h.toFloat}(${A}[wm_a_at(wm_bz, wm_tm + wm_e / 16, k)]) * ${h.toFloat}(${B}[wm_b_at(wm_bz, k, wm_tn + wm_e % 16)]);`,
+    '    wm_c[wm_e] = wm_s;',
+    '  }',
+    '#endif',
+    '  __syncthreads();',
+    '  for (int wm_e = (int)threadIdx.x; wm_e < 256; wm_e += 32) {',
+    '    const int b = wm_bz, m = wm_tm + wm_e / 16, n = wm_tn + wm_e % 16;',
+    '    const float acc = wm_c[wm_e];',
+    `    ${storeStatement(body.out.buf, renderExpr(body.out.index, n), storeValue(body.out.value, n), n)}`,
+    '  }',
+  ];
 }

@@ -12,7 +12,10 @@
  * inject code or make two table entries collide. `emitHostJs` gives the module's JavaScript
  * (ES2022, the type-only import erased, so host.js imports nothing).
  */
-import { Project, ts, VariableDeclarationKind } from 'ts-morph';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type * as TsMorph from 'ts-morph';
+import type { ts as TsNamespace } from 'ts-morph';
 import { commentSafe, IdentifierTable, stringLiteral } from '../names.js';
 import type { CollectiveStep, DispatchStep, HostBuffer, HostProgram } from './program.js';
 
@@ -25,20 +28,48 @@ export interface HostModuleInfo {
   kernelsFile: string;
 }
 
-const FORMAT: ts.FormatCodeSettings = {
-  indentSize: 2,
-  tabSize: 2,
-  convertTabsToSpaces: true,
-  newLineCharacter: '\n',
-  semicolons: ts.SemicolonPreference.Insert,
-  insertSpaceAfterOpeningAndBeforeClosingNonemptyBraces: true,
-};
+/**
+ * ts-morph (with the TypeScript compiler inside it: about half a second to load) is loaded on the
+ * first host module generated, not when this module is imported: `partition --no-weights` and
+ * every command that writes no host.ts never pay for it. Loaded synchronously with Node's require
+ * (ts-morph is CommonJS): jest runs the sources as CommonJS (`require` exists); as ESM, a require
+ * is made for this module's own file, read from a stack frame (import.meta would not parse under
+ * jest's CommonJS transform).
+ */
+let loaded: typeof TsMorph | undefined;
+function tsMorph(): typeof TsMorph {
+  if (!loaded) {
+    const req = typeof require === 'function' ? require : createRequire(thisFile());
+    loaded = req('ts-morph') as typeof TsMorph;
+  }
+  return loaded;
+}
+
+function thisFile(): string {
+  const frame = (new Error().stack ?? '').split('\n').find((l) => /generate\.(js|ts)/.test(l));
+  const m = frame && /(file:\/\/[^\s)]+?|\/[^\s)]+?)(:\d+)+\)?$/.exec(frame.trim());
+  if (!m) return `${process.cwd()}/`;
+  return m[1]!.startsWith('file:') ? fileURLToPath(m[1]!) : m[1]!;
+}
+
+function formatSettings(): TsNamespace.FormatCodeSettings {
+  const { ts } = tsMorph();
+  return {
+    indentSize: 2,
+    tabSize: 2,
+    convertTabsToSpaces: true,
+    newLineCharacter: '\n',
+    semicolons: ts.SemicolonPreference.Insert,
+    insertSpaceAfterOpeningAndBeforeClosingNonemptyBraces: true,
+  };
+}
 
 /** The TypeScript source of one device's host module. */
 export function generateHostModule(p: HostProgram, info: HostModuleInfo): string {
   const bufferIds = bufferIdentifiers(p.buffers);
   const kernelIds = kernelIdentifiers(p);
 
+  const { Project, VariableDeclarationKind } = tsMorph();
   const project = new Project({ useInMemoryFileSystem: true, compilerOptions: compilerOptions() });
   const sf = project.createSourceFile('host.ts', '');
   sf.addImportDeclaration({ isTypeOnly: true, moduleSpecifier: 'shardc', namedImports: ['HostRuntime'] });
@@ -99,26 +130,28 @@ export function generateHostModule(p: HostProgram, info: HostModuleInfo): string
   });
   // The header goes in last, followed by a blank line: a detached comment, which emit keeps.
   sf.insertText(0, header(p, info));
-  sf.formatText(FORMAT);
+  sf.formatText(formatSettings());
   const text = sf.getFullText();
   const bad = project.getProgram().compilerObject.getSyntacticDiagnostics(sf.compilerNode);
-  if (bad.length) throw new Error(`generated host module does not parse: ${ts.flattenDiagnosticMessageText(bad[0]!.messageText, '\n')}`);
+  if (bad.length) throw new Error(`generated host module does not parse: ${tsMorph().ts.flattenDiagnosticMessageText(bad[0]!.messageText, '\n')}`);
   return text.endsWith('\n') ? text : `${text}\n`;
 }
 
 /** The JavaScript of a generated host module (ES2022 module; no imports remain). */
 export function emitHostJs(tsSource: string): string {
+  const { Project } = tsMorph();
   const project = new Project({ useInMemoryFileSystem: true, compilerOptions: compilerOptions() });
   const sf = project.createSourceFile('host.ts', tsSource);
   const bad = project.getProgram().compilerObject.getSyntacticDiagnostics(sf.compilerNode);
-  if (bad.length) throw new Error(`host module does not parse: ${ts.flattenDiagnosticMessageText(bad[0]!.messageText, '\n')}`);
+  if (bad.length) throw new Error(`host module does not parse: ${tsMorph().ts.flattenDiagnosticMessageText(bad[0]!.messageText, '\n')}`);
   const out = project.emitToMemory();
   const js = out.getFiles().find((f) => f.filePath.endsWith('.js'));
   if (out.getEmitSkipped() || !js) throw new Error('TypeScript emitted no JavaScript for the host module');
   return js.text;
 }
 
-function compilerOptions(): ts.CompilerOptions {
+function compilerOptions(): TsNamespace.CompilerOptions {
+  const { ts } = tsMorph();
   // A single self-contained file: no lib or module resolution needed to parse, format and emit it.
   return { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ES2022, noLib: true, noResolve: true, types: [], newLine: ts.NewLineKind.LineFeed };
 }

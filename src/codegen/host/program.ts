@@ -37,6 +37,11 @@ export interface HostBuffer {
   constant?: Tensor;
   /** Memory plan: the physical slot (see HostProgram.slots). */
   slot: number;
+  /**
+   * 2-byte storage of an f32 buffer holding a float16/bfloat16 value (set by targets that store
+   * half types, e.g. the cuda bundle; kernels still compute in f32). Absent: `type` as is.
+   */
+  storage?: 'f16' | 'bf16';
 }
 
 /** A physical buffer of the memory plan; buffers whose lifetimes do not overlap share one. */

@@ -46,6 +46,15 @@ export interface RecordOptions {
   device?: number;
   /** Resolves collective groups given by `axis` (not needed when nodes carry `_group`). */
   mesh?: DeviceMesh;
+  /**
+   * For sharing one recording between devices (src/bundle/wgsl.ts): when given, every graph constant
+   * the recording uses is handed to the lowerings behind a watch, and this map is filled with
+   * whether its data was read (a host evaluation, a lowering that looks at values, a view) or only
+   * bound as a constant buffer. Recording is deterministic given the graph and the data it read, so
+   * a device whose graph differs only in unread constants records the same program with its own
+   * constants in those buffers. The returned program holds the constants themselves, not watches.
+   */
+  constantUse?: Map<Value, boolean>;
 }
 
 /** A value during recording: its type, and where it lives (host tensor and/or device buffer). */
@@ -70,6 +79,21 @@ export function recordHostProgram(
   const kernels: Kernel[] = [];
   const kernelIds = new Map<string, number>();
   const env = new Map<Value, Rec>();
+  const watches = new Map<Tensor, Tensor>();
+  const use = opts.constantUse;
+  /** A graph constant's tensor, behind a watch when `constantUse` is given (see RecordOptions). */
+  const constantOf = (v: Value): Tensor => {
+    const t = v.constant!.load();
+    if (!use) return t;
+    if (!use.has(v)) use.set(v, false);
+    const w = Object.create(t) as Tensor;
+    const read = (): void => void use.set(v, true);
+    Object.defineProperty(w, 'data', { get: () => (read(), t.data) });
+    Object.defineProperty(w, 'strings', { get: () => (read(), t.strings) });
+    watches.set(w, t);
+    return w;
+  };
+  const unwatch = (t: Tensor | undefined): Tensor | undefined => (t && watches.get(t)) ?? t;
 
   const newBuffer = (b: Omit<HostBuffer, 'id' | 'slot'>): number => {
     const id = buffers.length;
@@ -80,7 +104,7 @@ export function recordHostProgram(
   const bufferOf = (r: Rec, name: string, node?: string): number => {
     if (r.buf === undefined) {
       const type = storageType(r.dtype, { node, tensor: name });
-      if (r.dtype === 'int64') toDeviceArray(r.host!, name); // values must fit i32: checked now, not at load
+      if (r.dtype === 'int64') toDeviceArray(unwatch(r.host)!, name); // values must fit i32: checked now, not at load
       r.buf = newBuffer({ type, length: Math.max(1, numel(r.shape)), role: 'constant', value: name, constant: r.host });
     }
     return r.buf;
@@ -106,7 +130,7 @@ export function recordHostProgram(
       env.set(v, { dtype: f.dtype, shape: f.shape.slice(), buf });
       programInputs.push({ name: v.name, dtype: f.dtype, shape: f.shape.slice(), buffer: buf });
     } else if (v.constant) {
-      const t = v.constant.load();
+      const t = constantOf(v);
       env.set(v, { dtype: t.dtype, shape: [...t.shape], host: t });
     } else throw new UserError(`missing graph input (no shape given to compile it with)`, { tensor: v.name });
   }
@@ -116,7 +140,7 @@ export function recordHostProgram(
   const recOf = (v: Value): Rec => {
     let r = env.get(v);
     if (!r && v.constant) {
-      const t = v.constant.load();
+      const t = constantOf(v);
       r = { dtype: t.dtype, shape: [...t.shape], host: t };
       env.set(v, r);
     }
@@ -187,8 +211,9 @@ export function recordHostProgram(
     const r = recOf(o);
     return r.buf !== undefined
       ? { name: o.name, dtype: r.dtype, shape: r.shape.slice(), buffer: r.buf }
-      : { name: o.name, dtype: r.dtype, shape: r.shape.slice(), host: r.host };
+      : { name: o.name, dtype: r.dtype, shape: r.shape.slice(), host: unwatch(r.host) };
   });
+  if (watches.size) for (const b of buffers) if (b.constant) b.constant = unwatch(b.constant);
   return { format: HOST_PROGRAM_FORMAT, device, kernels, buffers, slots: buffers.map((b) => ({ bytes: b.length * 4 })), inputs: programInputs, outputs, steps };
 
   function recordCollective(node: Node, recs: (Rec | undefined)[]): void {

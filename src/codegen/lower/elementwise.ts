@@ -9,7 +9,7 @@ import {
   type Expr, type ScalarType, add, bin, cast, cmp, constOf, div, f32, max, min, mul, select, sub, un,
 } from '../expr.js';
 import { type LowerContext, type LowerRow, type Lowered, hostInts, kernels, need, unsupported } from './index.js';
-import { flatIndex, loadTyped } from '../index-map.js';
+import { flatIndex, isDeviceFloat, loadTyped } from '../index-map.js';
 import { MapBuilder, broadcastMap } from './map.js';
 
 const c = (x: Expr, v: number): Expr => constOf(x.t, v);
@@ -21,7 +21,7 @@ function unary(op: string, f: (x: Expr, a: Attrs, ctx: LowerContext) => Expr, fl
     op,
     family: 'elementwise',
     lower: (ctx) => {
-      if (floatOnly && need(ctx, 0).dtype !== 'float32') throw unsupported(ctx, `dtype ${need(ctx, 0).dtype}`);
+      if (floatOnly && !isDeviceFloat(need(ctx, 0).dtype)) throw unsupported(ctx, `dtype ${need(ctx, 0).dtype}`);
       return broadcastMap(ctx, (xs) => f(xs[0]!, ctx.attrs, ctx));
     },
   };

@@ -5,7 +5,7 @@
  */
 import { numel } from '../../ir/shape.js';
 import { type Expr, add, cast, div, f32, i32, mul, rem, variable } from '../expr.js';
-import { Params, broadcastStrides, loadTyped, madd } from '../index-map.js';
+import { Params, broadcastStrides, isDeviceFloat, loadTyped, madd } from '../index-map.js';
 import type { MatmulBody } from '../kernel.js';
 import { parseEinsum } from '../../ir/ops/einsum.js';
 import { stridesOf } from '../../ir/shape.js';
@@ -49,7 +49,8 @@ const f32Of = (e: Expr): Expr => cast(e, 'f32');
 function lowerMatMul(ctx: LowerContext) {
   const a = need(ctx, 0);
   const bIn = need(ctx, 1);
-  if (a.dtype !== 'float32' || bIn.dtype !== 'float32') throw unsupported(ctx, `dtype ${a.dtype}`);
+  // float16/bfloat16 are f32 in kernels (index-map.ts deviceType).
+  if (!isDeviceFloat(a.dtype) || bIn.dtype !== a.dtype) throw unsupported(ctx, `dtype ${a.dtype}`);
   const aShape = a.shape.length === 1 ? [1, a.shape[0]!] : a.shape;
   const bShape = bIn.shape.length === 1 ? [bIn.shape[0]!, 1] : bIn.shape;
   const [M, K] = aShape.slice(-2) as [number, number];
@@ -84,7 +85,7 @@ function lowerMatMul(ctx: LowerContext) {
 function lowerGemm(ctx: LowerContext) {
   const a = need(ctx, 0);
   const bIn = need(ctx, 1);
-  if (a.dtype !== 'float32') throw unsupported(ctx, `dtype ${a.dtype}`);
+  if (!isDeviceFloat(a.dtype)) throw unsupported(ctx, `dtype ${a.dtype}`);
   const transA = ctx.attrs.int('transA', 0) !== 0;
   const transB = ctx.attrs.int('transB', 0) !== 0;
   const alpha = ctx.attrs.float('alpha', 1);

@@ -6,14 +6,14 @@
  */
 import { numel } from '../../ir/shape.js';
 import { type Expr, add, bin, cast, cmp, div, f32, i32, mul, rem, select, sub, substitute, un, variable } from '../expr.js';
-import { Params, broadcastOffset, flatIndex, loadTyped } from '../index-map.js';
+import { Params, broadcastOffset, flatIndex, isDeviceFloat, loadTyped } from '../index-map.js';
 import type { NormBody, ReduceBody, SoftmaxBody } from '../kernel.js';
 import { type LaunchSpec, type LowerContext, type LowerRow, type Lowered, kernels, launch, need, unsupported } from './index.js';
 import { MapBuilder } from './map.js';
 import { inlineCoords, rowGeometry } from './rows.js';
 
 function requireF32(ctx: LowerContext): void {
-  if (need(ctx, 0).dtype !== 'float32') throw unsupported(ctx, `dtype ${need(ctx, 0).dtype}`);
+  if (!isDeviceFloat(need(ctx, 0).dtype)) throw unsupported(ctx, `dtype ${need(ctx, 0).dtype}`);
 }
 
 function lowerSoftmax(ctx: LowerContext, log: boolean): Lowered {

@@ -6,7 +6,7 @@
  */
 import { numel, stridesOf } from '../../ir/shape.js';
 import { type Expr, add, cast, cmp, div, f32, i32, mul, select, sub, un, variable } from '../expr.js';
-import { Params, deviceTypeOrThrow, linearOffset, loadTyped } from '../index-map.js';
+import { Params, deviceTypeOrThrow, isDeviceFloat, linearOffset, loadTyped } from '../index-map.js';
 import type { ReduceBody, ReduceOp } from '../kernel.js';
 import { type LowerContext, type LowerRow, type Lowered, hostInts, kernels, launch, need, unsupported } from './index.js';
 import { MapBuilder } from './map.js';
@@ -102,7 +102,7 @@ function lowerArg(ctx: LowerContext, op: 'argmax' | 'argmin'): Lowered {
 /** Hardmax: 1 at the first maximum along the axis (legacy opsets: along the flattened trailing dims). */
 function lowerHardmax(ctx: LowerContext): Lowered {
   const x = need(ctx, 0);
-  if (x.dtype !== 'float32') throw unsupported(ctx, `dtype ${x.dtype}`);
+  if (!isDeviceFloat(x.dtype)) throw unsupported(ctx, `dtype ${x.dtype}`);
   const rank = x.shape.length;
   let axis = normAxis(ctx, ctx.attrs.int('axis', -1), rank);
   let shape = x.shape;

@@ -104,6 +104,7 @@ export class ShardingRuleRegistry {
   }
 
   list(): ShardingRule[] {
-    return [...this.rules.values()].sort((a, b) => a.op.localeCompare(b.op));
+    // Code-unit order (never the locale's collation: output must not depend on LANG).
+    return [...this.rules.values()].sort((a, b) => (a.op < b.op ? -1 : a.op > b.op ? 1 : 0));
   }
 }

@@ -27,7 +27,10 @@ async function loadDawn(): Promise<WebGPUModule> {
       const nodeModule = (process as unknown as { getBuiltinModule?: (id: string) => typeof import('node:module') }).getBuiltinModule?.('node:module');
       return (nodeModule?.createRequire ?? createRequire)(__filename)('webgpu') as WebGPUModule;
     }
-    return (await import('webgpu')) as unknown as WebGPUModule;
+    // A computed specifier: bundlers of the browser entry (esbuild, src/bench/browser.ts) leave it
+    // alone instead of failing to resolve a Node-only package that a page never loads.
+    const dawnPackage = 'webgpu';
+    return (await import(dawnPackage)) as unknown as WebGPUModule;
   } catch (e) {
     throw new UserError(`cannot load the npm package "webgpu" (Dawn for Node): ${(e as Error).message}; run npm install`);
   }

@@ -19,6 +19,7 @@
  * back (assembleOutputs), like runSpmdWebGPU.
  */
 import type { DType } from '../../ir/dtype.js';
+import { Value } from '../../ir/graph.js';
 import { UserError } from '../../ir/errors.js';
 import type { OpRegistry } from '../../ir/registry.js';
 import type { Tensor } from '../../ir/tensor.js';
@@ -36,7 +37,7 @@ import { localShape } from '../../passes/sharding/shards.js';
 import { isStatic } from '../../ir/shape.js';
 import { assembleOutputs, scatterFeed } from '../cpu/spmd.js';
 import type { WebGPUDevice } from './device.js';
-import { DispatchBuilder, Encoder, PipelineCache, type PreparedDispatch, ProgramResources, type StepTime } from './session.js';
+import { DispatchBuilder, Encoder, guardRun, PipelineCache, type PreparedDispatch, ProgramResources, type StepTime } from './session.js';
 import { acquireDevices, runSpmdWebGPU } from './spmd.js';
 
 const COPY_SRC = 0x0004;
@@ -118,11 +119,14 @@ export class WebGPUMeshSession {
   private readonly uniforms: GPUBuffer[] = [];
   /** Separate devices: messages of Send steps, by "device:step". */
   private readonly hostMail = new Map<string, Tensor>();
+  /** The distinct GPUDevices with their names for messages (a lost one fails the run, naming it). */
+  private gpuNames: { device: GPUDevice; name: string }[] = [];
 
   private constructor(
     readonly mesh: DeviceMesh,
     readonly plan: ShardPlan,
-    readonly programs: readonly DeviceProgram[],
+    /** Per device, its graph inputs (the device graphs' Values, or stand-ins from the host programs). */
+    private readonly localInputs: readonly (readonly Value[])[],
     readonly hostPrograms: readonly HostProgram[],
     readonly resources: readonly ProgramResources[],
     readonly schedule: readonly LockstepEvent[],
@@ -141,6 +145,35 @@ export class WebGPUMeshSession {
       localInputShapes(programs, mesh, plan, opts).map((inputs, d) =>
         compileHostProgram(recordHostProgram(programs[d]!.graph, inputs, { registry: opts.registry, table: opts.table, device: d, mesh }), opts.fuse),
       );
+    return WebGPUMeshSession.start(hosts, programs.map((p) => p.graph.inputs), mesh, plan, opts);
+  }
+
+  /**
+   * A session from ahead-of-time host programs alone (a wgsl bundle's device-<r>/host-program.json,
+   * e.g. fetched by the browser entry): no device graphs, no registry — the plan (global inputs and
+   * outputs with their layouts) scatters the feeds and assembles the outputs.
+   */
+  static async fromHostPrograms(
+    hostPrograms: readonly HostProgram[],
+    mesh: DeviceMesh,
+    plan: ShardPlan,
+    opts: Pick<WebGPUMeshSessionOptions, 'devices' | 'shareDevice' | 'profile'> = {},
+  ): Promise<WebGPUMeshSession> {
+    if (hostPrograms.length !== mesh.deviceCount) throw new UserError(`${hostPrograms.length} host programs for a mesh of ${mesh.deviceCount} devices (${mesh})`);
+    hostPrograms.forEach((h, d) => {
+      if (h.device !== d) throw new UserError(`host program ${d} is for device ${h.device}`);
+    });
+    const inputs = hostPrograms.map((h) => h.inputs.map((i) => new Value(i.name, i.dtype, i.shape.slice())));
+    return WebGPUMeshSession.start(hostPrograms.slice(), inputs, mesh, plan, opts);
+  }
+
+  private static async start(
+    hosts: HostProgram[],
+    localInputs: readonly (readonly Value[])[],
+    mesh: DeviceMesh,
+    plan: ShardPlan,
+    opts: Pick<WebGPUMeshSessionOptions, 'devices' | 'shareDevice' | 'profile'>,
+  ): Promise<WebGPUMeshSession> {
     const schedule = lockstepSchedule(hosts); // mismatched collectives fail here, before any device work
     const shared = !!opts.shareDevice;
     const want = shared ? 1 : mesh.deviceCount;
@@ -148,24 +181,30 @@ export class WebGPUMeshSession {
       throw new UserError(`${opts.devices.length} WebGPU devices for a mesh of ${mesh.deviceCount} devices${shared ? ' (shared: one is enough)' : ''}`);
     const owned = opts.devices ? [] : await acquireDevices(want);
     const gpus = opts.devices ?? owned;
+    const gpuNames = shared
+      ? [{ device: gpus[0]!.device, name: `${mesh.deviceCount > 1 ? `devices 0-${mesh.deviceCount - 1}` : "device 0"} of mesh ${mesh} (sharing ${gpus[0]!.description})` }]
+      : gpus.slice(0, want).map((g, d) => ({ device: g.device, name: `device ${d} (${g.description})` }));
     const cache = new PipelineCache();
     const resources: ProgramResources[] = [];
     try {
-      const builders = new Map<GPUDevice, DispatchBuilder>();
-      hosts.forEach((h, d) => {
-        const g = gpus[shared ? 0 : d]!;
-        const name = shared ? `device ${d} (shared ${g.description})` : `device ${d} (${g.description})`;
-        let b = builders.get(g.device);
-        if (!b) builders.set(g.device, (b = new DispatchBuilder(g.device, cache, name)));
-        resources.push(ProgramResources.create(g.device, h, name, b));
+      return await guardRun(gpuNames, async () => {
+        const builders = new Map<GPUDevice, DispatchBuilder>();
+        hosts.forEach((h, d) => {
+          const g = gpus[shared ? 0 : d]!;
+          const name = shared ? `device ${d} (shared ${g.description})` : `device ${d} (${g.description})`;
+          let b = builders.get(g.device);
+          if (!b) builders.set(g.device, (b = new DispatchBuilder(g.device, cache, name)));
+          resources.push(ProgramResources.create(g.device, h, name, b));
+        });
+        const s = new WebGPUMeshSession(mesh, plan, localInputs, hosts, resources, schedule, shared, !!opts.profile, owned);
+        s.gpuNames = gpuNames;
+        if (shared) s.prepareShared(builders.get(gpus[0]!.device)!);
+        for (const b of builders.values()) {
+          const u = await b.finish();
+          if (u) s.uniforms.push(u);
+        }
+        return s;
       });
-      const s = new WebGPUMeshSession(mesh, plan, programs, hosts, resources, schedule, shared, !!opts.profile, owned);
-      if (shared) s.prepareShared(builders.get(gpus[0]!.device)!);
-      for (const b of builders.values()) {
-        const u = await b.finish();
-        if (u) s.uniforms.push(u);
-      }
-      return s;
     } catch (e) {
       for (const r of resources) r.destroy();
       for (const g of owned) g.destroy();
@@ -196,13 +235,17 @@ export class WebGPUMeshSession {
     return this.hostPrograms[d]!.steps[i] as CollectiveStep;
   }
 
-  /** Runs on GLOBAL feeds; outputs assembled per the plan's layouts. */
-  async run(feeds: ReadonlyMap<string, Tensor>): Promise<WebGPUMeshResult> {
+  /** Runs on GLOBAL feeds; outputs assembled per the plan's layouts. A lost device fails it, naming the device. */
+  run(feeds: ReadonlyMap<string, Tensor>): Promise<WebGPUMeshResult> {
+    return guardRun(this.gpuNames, () => this.runOnce(feeds));
+  }
+
+  private async runOnce(feeds: ReadonlyMap<string, Tensor>): Promise<WebGPUMeshResult> {
     const globalInputs = new Map(this.plan.graph.inputs.map((v) => [v.name, v]));
     const local = this.hostPrograms.map((h, d) => {
       const m = new Map<string, Tensor>();
       for (const i of h.inputs) {
-        const v = this.programs[d]!.graph.inputs.find((x) => x.name === i.name)!;
+        const v = this.localInputs[d]!.find((x) => x.name === i.name) ?? new Value(i.name, i.dtype, i.shape.slice());
         const t = scatterFeed(v, feeds, globalInputs, this.mesh, d);
         if (t) m.set(i.name, t);
       }

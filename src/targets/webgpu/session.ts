@@ -14,6 +14,11 @@
  *
  * `profile: true` times every step: with the device feature 'timestamp-query', GPU timestamps
  * around each step's own pass; otherwise host time from submit to queue.onSubmittedWorkDone.
+ *
+ * Faults are UserErrors naming the device: a kernel over the device's limits (storage buffers per
+ * stage, workgroup storage, invocations per workgroup) is refused before its pipeline is created;
+ * a lost device (`device.lost`: destroyed, driver reset) fails the run in progress and every later
+ * one with the reason, instead of hanging on a buffer that will never map (guardRun).
  */
 import type { DType } from '../../ir/dtype.js';
 import { UserError } from '../../ir/errors.js';
@@ -52,12 +57,125 @@ export class PipelineCache {
     const code = renderKernel(k);
     let p = m.get(code);
     if (!p) {
+      checkKernelLimits(device, k, code, where);
       p = compile(device, k, code, where);
       m.set(code, p);
       this.compiled++;
     }
     return p;
   }
+}
+
+/** Bytes of a WGSL type of the renderer: scalars, vectors, fixed-size arrays of them. */
+function wgslTypeBytes(type: string): number {
+  const t = type.replace(/\s+/g, '');
+  const scalar: Record<string, number> = { f32: 4, i32: 4, u32: 4, f16: 2, bool: 4, 'atomic<i32>': 4, 'atomic<u32>': 4 };
+  if (t in scalar) return scalar[t]!;
+  const vec = /^vec([234])<(\w+)>$/.exec(t);
+  if (vec) return Number(vec[1]) * wgslTypeBytes(vec[2]!);
+  const arr = /^array<(.+),(\d+)u?>$/.exec(t);
+  if (arr) return Number(arr[2]) * wgslTypeBytes(arr[1]!);
+  throw new Error(`workgroup variable of type ${type}: unknown size`);
+}
+
+/** Workgroup memory a WGSL module declares (every `var<workgroup>`), in bytes. */
+export function workgroupStorageBytes(code: string): number {
+  let bytes = 0;
+  for (const m of code.matchAll(/var<workgroup>\s+\w+\s*:\s*([^;]+);/g)) bytes += wgslTypeBytes(m[1]!);
+  return bytes;
+}
+
+/**
+ * Refuses a kernel the device cannot run, before its pipeline is created (pipeline creation would
+ * fail with a validation message naming neither the model's node nor the limit).
+ */
+function checkKernelLimits(device: GPUDevice, k: Kernel, code: string, where: string): void {
+  const lim = device.limits;
+  const [on, node] = splitWhere(where);
+  const wg = workgroupStorageBytes(code);
+  if (wg > lim.maxComputeWorkgroupStorageSize)
+    throw new UserError(`kernel ${k.name} needs ${wg} bytes of workgroup memory, more than the device limit maxComputeWorkgroupStorageSize (${lim.maxComputeWorkgroupStorageSize}) on ${on}`, { node });
+  if (k.workgroupSize > lim.maxComputeInvocationsPerWorkgroup)
+    throw new UserError(`kernel ${k.name} runs ${k.workgroupSize} invocations per workgroup, more than the device limit maxComputeInvocationsPerWorkgroup (${lim.maxComputeInvocationsPerWorkgroup}) on ${on}`, { node });
+  const buffers = k.inputs.length + k.outputs.length;
+  if (buffers > lim.maxStorageBuffersPerShaderStage)
+    throw new UserError(`kernel ${k.name} binds ${buffers} storage buffers, more than the device limit maxStorageBuffersPerShaderStage (${lim.maxStorageBuffersPerShaderStage}) on ${on}`, { node });
+}
+
+/** `where` of the pipeline cache: "<device name>: node \"<label>\"" → [device name, node label]. */
+function splitWhere(where: string): [string, string | undefined] {
+  const m = /^(.*): node (".*")$/.exec(where);
+  if (!m) return [where, undefined];
+  try {
+    return [m[1]!, JSON.parse(m[2]!) as string];
+  } catch {
+    return [m[1]!, undefined];
+  }
+}
+
+/** Device loss, watched once per GPUDevice (device.lost resolves at most once). */
+class DeviceWatch {
+  info: { reason: string; message: string } | undefined;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(device: GPUDevice) {
+    void device.lost.then((i) => {
+      this.info = { reason: String(i.reason), message: i.message };
+      for (const w of [...this.waiters]) w();
+    });
+  }
+
+  error(name: string): UserError {
+    const i = this.info!;
+    const why = i.reason === 'destroyed' ? 'it was destroyed' : `reason "${i.reason}"`;
+    return new UserError(`the WebGPU device of ${name} was lost (${why}${i.message ? `: ${i.message}` : ''}); create a new session on a new device`);
+  }
+
+  /** Runs `f`; rejects with the loss (a UserError naming `name`) if the device is or gets lost. */
+  async guard<T>(name: string, f: () => Promise<T>): Promise<T> {
+    if (this.info) throw this.error(name);
+    let onLost!: () => void;
+    const lost = new Promise<never>((_, reject) => (onLost = () => reject(this.error(name))));
+    this.waiters.add(onLost);
+    try {
+      // A call failing because the device went away reports the loss, not the call's own error.
+      return await Promise.race([
+        f().catch((e: unknown) => {
+          throw this.info ? this.error(name) : e;
+        }),
+        lost,
+      ]);
+    } finally {
+      this.waiters.delete(onLost);
+    }
+  }
+}
+
+const watches = new WeakMap<GPUDevice, DeviceWatch>();
+
+function watchOf(device: GPUDevice): DeviceWatch {
+  let w = watches.get(device);
+  if (!w) watches.set(device, (w = new DeviceWatch(device)));
+  return w;
+}
+
+/** Starts watching `device` for loss (sessions call it at creation; idempotent). */
+export function watchDevice(device: GPUDevice): void {
+  watchOf(device);
+}
+
+/** The loss of `device` seen so far (undefined while it lives). */
+export function deviceLoss(device: GPUDevice): { reason: string; message: string } | undefined {
+  return watches.get(device)?.info;
+}
+
+/**
+ * Runs `f` on the devices `on` (each with its name for messages): a device lost before or during
+ * the run rejects it with a UserError naming that device and the reason, instead of a raw
+ * DOMException or a wait that never ends.
+ */
+export function guardRun<T>(on: readonly { device: GPUDevice; name: string }[], f: () => Promise<T>): Promise<T> {
+  return on.reduce<() => Promise<T>>((inner, d) => () => watchOf(d.device).guard(d.name, inner), f)();
 }
 
 async function compile(device: GPUDevice, k: Kernel, code: string, where: string): Promise<GPUComputePipeline> {
@@ -421,22 +539,28 @@ export class WebGPUSession {
 
   static async create(device: GPUDevice, program: HostProgram, opts: WebGPUSessionOptions = {}): Promise<WebGPUSession> {
     const name = opts.name ?? 'webgpu';
-    const cache = opts.cache ?? new PipelineCache();
-    const builder = new DispatchBuilder(device, cache, name);
-    const res = ProgramResources.create(device, program, name, builder);
-    const s = new WebGPUSession(device, program, res, opts);
-    try {
-      s.uniform = await builder.finish();
-    } catch (e) {
-      res.destroy();
-      throw e;
-    }
-    s.stats.pipelines = cache.compiled;
-    return s;
+    return guardRun([{ device, name }], async () => {
+      const cache = opts.cache ?? new PipelineCache();
+      const builder = new DispatchBuilder(device, cache, name);
+      const res = ProgramResources.create(device, program, name, builder);
+      const s = new WebGPUSession(device, program, res, opts);
+      try {
+        s.uniform = await builder.finish();
+      } catch (e) {
+        res.destroy();
+        throw e;
+      }
+      s.stats.pipelines = cache.compiled;
+      return s;
+    });
   }
 
   /** Runs the program on device-local feeds; returns its outputs by name (program order). */
-  async run(feeds: ReadonlyMap<string, Tensor>): Promise<Map<string, Tensor>> {
+  run(feeds: ReadonlyMap<string, Tensor>): Promise<Map<string, Tensor>> {
+    return guardRun([{ device: this.device, name: this.resources.name }], () => this.runOnce(feeds));
+  }
+
+  private async runOnce(feeds: ReadonlyMap<string, Tensor>): Promise<Map<string, Tensor>> {
     const res = this.resources;
     res.writeInputs(feeds);
     const enc = new Encoder(this.device);

@@ -1,0 +1,105 @@
+/**
+ * `auto` vs `megatron` (issue 7): on the GPT-like and Llama-like example models at tp=2/4/8 on the
+ * 8×H100 NVLink hardware file, each plan's communicated bytes per device, its estimated time on the
+ * hardware (src/passes/sharding/cost.ts planDeviceCosts: roofline compute + ring collectives, single
+ * stream), whether auto chose the same collectives as megatron, and how long planning took (for
+ * auto: the search over its candidates included). Goal: auto's estimated time ≤ megatron's.
+ * Figures only.
+ *   npx tsx bench/auto-vs-megatron.ts [--hardware examples/hardware/h100-8x-nvlink.json] [--dim batch=1,sequence=16] [--runs 3]
+ */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { shardModelFile } from '../src/bundle/partition.js';
+import { resolveStrategy } from '../src/bundle/strategy.js';
+import { loadHardware, meshWithHardware } from '../src/hardware/hardware.js';
+import { COLLECTIVE_DOMAIN } from '../src/ir/graph.js';
+import { createCoreRegistry } from '../src/ir/ops/index.js';
+import { costModelOf, planDeviceCosts } from '../src/passes/sharding/cost.js';
+import { DeviceMesh } from '../src/passes/sharding/mesh.js';
+import { DEFAULT_COST } from '../src/passes/sharding/propagate.js';
+import { createCoreShardingRules } from '../src/passes/sharding/rules/index.js';
+import type { ShardedModel } from '../src/bundle/partition.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const MODELS = [
+  ['GPT-like', 'examples/gpt-tiny.onnx'],
+  ['Llama-like', 'examples/llama-tiny.onnx'],
+] as const;
+
+interface Row {
+  strategy: string;
+  bytes: number;
+  ms: number;
+  collectives: string;
+  planMs: number;
+}
+
+function main(): void {
+  const { values } = parseArgs({
+    strict: false,
+    options: {
+      hardware: { type: 'string', default: join(root, 'examples/hardware/h100-8x-nvlink.json') },
+      dim: { type: 'string', default: 'batch=1,sequence=16' },
+      runs: { type: 'string', default: '3' },
+    },
+  });
+  const hw = loadHardware(String(values.hardware));
+  const bindings = Object.fromEntries(String(values.dim).split(',').map((kv) => kv.split('=')).map(([k, v]) => [k!, Number(v)]));
+  const runs = Number(values.runs);
+  const registry = createCoreRegistry();
+  const rules = createCoreShardingRules();
+  const cost = costModelOf(hw, DEFAULT_COST);
+  console.log(`hardware ${hw.name}; --dim ${values.dim}; plan time = median of ${runs}`);
+  console.log(`${'model'.padEnd(11)} ${'mesh'.padEnd(5)} ${'strategy'.padEnd(28)} ${'comm bytes/dev'.padStart(15)} ${'est. ms'.padStart(10)} ${'plan ms'.padStart(8)}  collectives`);
+  let worse = 0;
+  for (const [label, file] of MODELS) {
+    for (const tp of [2, 4, 8]) {
+      const mesh = meshWithHardware(DeviceMesh.parse(`tp=${tp}`), hw);
+      const plan = (strategy: string): Row | string => {
+        const times: number[] = [];
+        let m: ShardedModel | undefined;
+        try {
+          for (let i = 0; i < runs; i++) {
+            const t0 = performance.now();
+            m = shardModelFile(join(root, file), { mesh, strategy: resolveStrategy(strategy), bindings, registry, rules, cost });
+            times.push(performance.now() - t0);
+          }
+        } catch (e) {
+          return (e as Error).message.split('\n')[0]!;
+        }
+        const { plan: p, programs } = m!;
+        const byNode = new Map(p.collectives.map((c) => [c.node, c.bytes]));
+        const bytes = Math.max(...programs.map((d) => d.graph.nodes.filter((n) => n.domain === COLLECTIVE_DOMAIN).reduce((s, n) => s + (byNode.get(n.name) ?? 0), 0)));
+        const kinds = new Map<string, number>();
+        for (const c of p.collectives) kinds.set(c.kind, (kinds.get(c.kind) ?? 0) + 1);
+        return {
+          strategy: p.strategy,
+          bytes,
+          ms: planDeviceCosts(programs, mesh, hw, registry).totalMs,
+          collectives: [...kinds].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, n]) => `${n}×${k}`).join(' '),
+          planMs: times.sort((a, b) => a - b)[times.length >> 1]!,
+        };
+      };
+      const mg = plan('megatron');
+      const au = plan('auto');
+      for (const r of [mg, au]) {
+        if (typeof r === 'string') {
+          console.log(`${label.padEnd(11)} ${`tp=${tp}`.padEnd(5)} ${(r === mg ? 'megatron' : 'auto').padEnd(28)} n/a: ${r}`);
+          continue;
+        }
+        console.log(
+          `${label.padEnd(11)} ${`tp=${tp}`.padEnd(5)} ${r.strategy.padEnd(28)} ${r.bytes.toLocaleString('en-US').padStart(15)} ${r.ms.toFixed(4).padStart(10)} ${r.planMs.toFixed(1).padStart(8)}  ${r.collectives}`,
+        );
+      }
+      if (typeof mg !== 'string' && typeof au !== 'string') {
+        const ok = au.ms <= mg.ms * (1 + 1e-9);
+        if (!ok) worse++;
+        console.log(`${''.padEnd(17)} auto/megatron: time ${(au.ms / mg.ms).toFixed(3)} (${ok ? 'auto ≤ megatron' : 'auto SLOWER'}), bytes ${(au.bytes / Math.max(1, mg.bytes)).toFixed(3)}, same collectives: ${au.collectives === mg.collectives ? 'yes' : 'no'}`);
+      }
+    }
+  }
+  console.log(worse ? `auto is slower than megatron in ${worse} case(s)` : 'goal met: auto ≤ megatron in every case');
+}
+
+main();
