@@ -11,6 +11,7 @@ import { type Server, createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { join, normalize, resolve, sep } from 'node:path';
 import { build } from 'esbuild';
+import { nodeStubPlugin } from '../../src/bench/browser.js';
 
 /**
  * Bundles the browser entry (`root`: the package root); returns the JavaScript and the Node
@@ -27,23 +28,7 @@ export async function buildBrowserBundle(root: string): Promise<{ code: string; 
     target: 'es2022',
     write: false,
     logLevel: 'silent',
-    plugins: [
-      {
-        name: 'stub-node-builtins',
-        setup(b) {
-          b.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: 'node-stub' }));
-          b.onLoad({ filter: /.*/, namespace: 'node-stub' }, (args) => {
-            stubbed.add(args.path);
-            const names = Object.keys(req(args.path) as object).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n) && n !== 'default');
-            const fail = `() => { throw new Error(${JSON.stringify(`${args.path} is not available in the browser (shardc's browser entry works from bytes)`)}); }`;
-            return {
-              contents: `const fail = ${fail};\n${names.map((n) => `export const ${n} = fail;`).join('\n')}\nexport default {};\n`,
-              loader: 'js',
-            };
-          });
-        },
-      },
-    ],
+    plugins: [nodeStubPlugin(req, stubbed)],
   });
   return { code: result.outputFiles[0].text, stubbed: [...stubbed].sort() };
 }

@@ -44,6 +44,25 @@ function pageEntry(packageRoot: string): string {
   throw new UserError(`cannot find the bench page script (src/bench/page.ts or dist/bench/page.js)`, { file: packageRoot });
 }
 
+/**
+ * An esbuild plugin replacing Node built-ins (`node:*`) by stubs whose functions throw when called;
+ * `stubbed` (when given) collects the modules it replaced.
+ */
+export function nodeStubPlugin(req: NodeRequire, stubbed?: Set<string>): import('esbuild').Plugin {
+  return {
+    name: 'stub-node-builtins',
+    setup(b) {
+      b.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: 'node-stub' }));
+      b.onLoad({ filter: /.*/, namespace: 'node-stub' }, (args) => {
+        stubbed?.add(args.path);
+        const names = Object.keys(req(args.path) as object).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n) && n !== 'default');
+        const fail = `() => { throw new Error(${JSON.stringify(`${args.path} is not available in the browser (shardc's browser entry works from bytes)`)}); }`;
+        return { contents: `const fail = ${fail};\n${names.map((n) => `export const ${n} = fail;`).join('\n')}\nexport default {};\n`, loader: 'js' };
+      });
+    },
+  };
+}
+
 /** Bundles `entry` for a page (ESM); Node built-ins become stubs that throw when called. */
 export async function bundleForBrowser(packageRoot: string, entry: string): Promise<string> {
   const esbuild = await loadDevDependency<typeof import('esbuild')>('esbuild', 'it bundles the page script');
@@ -56,19 +75,7 @@ export async function bundleForBrowser(packageRoot: string, entry: string): Prom
     target: 'es2022',
     write: false,
     logLevel: 'silent',
-    plugins: [
-      {
-        name: 'stub-node-builtins',
-        setup(b) {
-          b.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: 'node-stub' }));
-          b.onLoad({ filter: /.*/, namespace: 'node-stub' }, (args) => {
-            const names = Object.keys(req(args.path) as object).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n) && n !== 'default');
-            const fail = `() => { throw new Error(${JSON.stringify(`${args.path} is not available in the browser`)}); }`;
-            return { contents: `const fail = ${fail};\n${names.map((n) => `export const ${n} = fail;`).join('\n')}\nexport default {};\n`, loader: 'js' };
-          });
-        },
-      },
-    ],
+    plugins: [nodeStubPlugin(req)],
   });
   return result.outputFiles[0]!.text;
 }

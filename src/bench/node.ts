@@ -48,7 +48,12 @@ export interface NodeBenchOptions {
   profile?: boolean;
   engine?: 'compiled' | 'interpretive';
   fuse?: boolean;
+  /** Runs done of warm-up + timed runs (label 'shardc runs'), for progress bars. */
+  onProgress?: (done: number, total: number, label: string) => void;
 }
+
+/** Relabels a progress callback (undefined stays undefined). */
+const labelled = (f: ((d: number, t: number, l: string) => void) | undefined, label: string) => f && ((d: number, t: number): void => f(d, t, label));
 
 /** One device: the whole graph (optimised here with the default pipeline; the graph is changed). */
 export async function benchSingleDevice(graph: Graph, feeds: ReadonlyMap<string, Tensor>, opts: NodeBenchOptions): Promise<ShardcNodeResult> {
@@ -56,7 +61,7 @@ export async function benchSingleDevice(graph: Graph, feeds: ReadonlyMap<string,
   const gpu = await acquireDevice();
   const model = await prepareGraph(graph, gpu, { registry: opts.registry, ownsDevice: true, engine: opts.engine, fuse: opts.fuse });
   try {
-    const { times, last } = await timeRuns(() => model.run(feeds), opts.warmup, opts.runs);
+    const { times, last } = await timeRuns(() => model.run(feeds), opts.warmup, opts.runs, labelled(opts.onProgress, 'shardc runs'));
     const profile = opts.profile ? (await model.profile(feeds)).profile : undefined;
     return { adapter: model.adapter, engine: model.engine, devices: 1, times, medianMs: median(times)!, outputs: last, profile };
   } finally {
@@ -118,7 +123,7 @@ export async function benchMesh(
       return s;
     };
     const session = await create(false);
-    const { times, last } = await timeRuns(async () => (await session.run(feeds)).outputs, opts.warmup, opts.runs);
+    const { times, last } = await timeRuns(async () => (await session.run(feeds)).outputs, opts.warmup, opts.runs, labelled(opts.onProgress, 'shardc runs'));
     let profile: Profile | undefined;
     if (opts.profile) {
       const r = await (await create(true)).run(feeds);
@@ -150,7 +155,7 @@ async function benchMeshInterpretive(
   try {
     const backends = devices.map((g, d) => new TimedWebGPUBackend(g.device, `device ${d} (${g.description})`, d));
     const run = async (): Promise<Map<string, Tensor>> => (await runSpmdWebGPU(programs, mesh, feeds, { registry: opts.registry, plan, backends })).outputs;
-    const { times, last } = await timeRuns(run, opts.warmup, opts.runs);
+    const { times, last } = await timeRuns(run, opts.warmup, opts.runs, labelled(opts.onProgress, 'shardc runs'));
     let profile: Profile | undefined;
     if (opts.profile) {
       const entries: ProfileEntry[] = [];
@@ -166,13 +171,13 @@ async function benchMeshInterpretive(
 }
 
 /** onnxruntime-node (CPU execution provider) on the model bytes: warm-up, timed runs. */
-export async function benchOrtNode(modelBytes: Uint8Array, feeds: ReadonlyMap<string, Tensor>, opts: { warmup: number; runs: number }): Promise<TimedResult> {
+export async function benchOrtNode(modelBytes: Uint8Array, feeds: ReadonlyMap<string, Tensor>, opts: { warmup: number; runs: number; onProgress?: (done: number, total: number, label: string) => void }): Promise<TimedResult> {
   const { toOrt, fromOrt } = await import('../verify/ort.js');
   const ort = await import('onnxruntime-node');
   const session = await ort.InferenceSession.create(modelBytes);
   try {
     const ortFeeds = Object.fromEntries([...feeds].map(([k, t]) => [k, toOrt(t)]));
-    const { times, last } = await timeRuns(() => session.run(ortFeeds), opts.warmup, opts.runs);
+    const { times, last } = await timeRuns(() => session.run(ortFeeds), opts.warmup, opts.runs, labelled(opts.onProgress, 'onnxruntime-node runs'));
     const outputs = new Map(session.outputNames.map((n) => [n, fromOrt(last[n]!)]));
     return { times, medianMs: median(times)!, outputs };
   } finally {

@@ -16,10 +16,8 @@ import type { Graph, Node } from '../ir/graph.js';
 import type { OpRegistry } from '../ir/registry.js';
 import type { Tensor } from '../ir/tensor.js';
 import type { Launch } from '../codegen/kernel.js';
-import { type KernelBackend, runGraphOnBackend } from '../codegen/run-graph.js';
-import type { ScalarType } from '../codegen/expr.js';
-import type { DType } from '../ir/dtype.js';
-import { type GpuBuf, WebGPUBackend } from '../targets/webgpu/backend.js';
+import { runGraphOnBackend } from '../codegen/run-graph.js';
+import { ForwardingBackend, type GpuBuf, WebGPUBackend } from '../targets/webgpu/backend.js';
 import type { WebGPUDevice } from '../targets/webgpu/gpu-device.js';
 import { fuseHostProgram } from '../codegen/fuse.js';
 import { planMemory } from '../codegen/host/memory.js';
@@ -56,29 +54,18 @@ export interface PrepareOptions {
  * A backend that times every launch on the host: submit it alone and wait for the queue. Launches
  * are attributed to the node that the runner reports next (`onNode` comes after a node's launches).
  */
-export class HostTimedBackend implements KernelBackend<GpuBuf> {
+export class HostTimedBackend extends ForwardingBackend {
   readonly entries: ProfileEntry[] = [];
   private pending: { name: string; ms: number }[] = [];
 
   constructor(
-    readonly inner: WebGPUBackend,
+    inner: WebGPUBackend,
     private readonly deviceNumber = 0,
-  ) {}
-
-  upload(t: Tensor): GpuBuf {
-    return this.inner.upload(t);
-  }
-  alloc(type: ScalarType, n: number): GpuBuf {
-    return this.inner.alloc(type, n);
-  }
-  download(b: GpuBuf, dtype: DType, shape: number[]): Promise<Tensor> {
-    return this.inner.download(b, dtype, shape);
-  }
-  release(b: GpuBuf): void {
-    this.inner.release(b);
+  ) {
+    super(inner);
   }
 
-  async dispatch(launch: Launch, bindings: Record<string, GpuBuf>): Promise<void> {
+  override async dispatch(launch: Launch, bindings: Record<string, GpuBuf>): Promise<void> {
     const t0 = performance.now();
     await this.inner.dispatch(launch, bindings);
     await this.inner.device.queue.onSubmittedWorkDone();

@@ -58,6 +58,8 @@ export interface BenchOptions {
   chromium?: string;
   /** shardc's engine (default compiled) and kernel fusion (default on). */
   engine?: 'compiled' | 'interpretive';
+  /** Runs done (Node only: 'shardc runs', 'onnxruntime-node runs'), for progress bars. */
+  onProgress?: (done: number, total: number, label: string) => void;
   fuse?: boolean;
 }
 
@@ -246,7 +248,7 @@ export async function benchModel(opts: BenchOptions): Promise<{ report: BenchRep
   }
 
   // Node: Dawn.
-  const nodeOpts = { registry, warmup: opts.warmup, runs: opts.runs, profile: opts.profile, engine: opts.engine, fuse: opts.fuse };
+  const nodeOpts = { registry, warmup: opts.warmup, runs: opts.runs, profile: opts.profile, engine: opts.engine, fuse: opts.fuse, onProgress: opts.onProgress };
   let result: ShardcNodeResult;
   if (loaded.bundle) result = await benchMesh(loaded.bundle.programs, loaded.bundle.plan, mesh, feeds, nodeOpts);
   else if (mesh.deviceCount === 1) result = await benchSingleDevice(importModel(loaded.bytes!, { file: opts.model }).graph, feeds, nodeOpts);

@@ -13,14 +13,26 @@ export function median(xs: readonly number[]): number | null {
 }
 
 /** Warm-up runs, then timed runs (performance.now()); the last run's result. */
-export async function timeRuns<T>(run: () => Promise<T>, warmup: number, runs: number): Promise<{ times: number[]; last: T }> {
+export async function timeRuns<T>(
+  run: () => Promise<T>,
+  warmup: number,
+  runs: number,
+  onProgress?: (done: number, total: number, label: string) => void,
+): Promise<{ times: number[]; last: T }> {
   let last: T | undefined;
-  for (let i = 0; i < warmup; i++) last = await run();
+  // Progress counts warm-up and timed runs together; it is reported between runs, never inside the timing.
+  const total = warmup + runs;
+  onProgress?.(0, total, 'runs');
+  for (let i = 0; i < warmup; i++) {
+    last = await run();
+    onProgress?.(i + 1, total, 'runs');
+  }
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
     last = await run();
     times.push(performance.now() - t0);
+    onProgress?.(warmup + i + 1, total, 'runs');
   }
   return { times, last: last as T };
 }

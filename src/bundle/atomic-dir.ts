@@ -37,6 +37,8 @@ export interface AtomicWriteOptions {
   beforeFile?(path: string): void;
   /** Test hook: called after every file is written, before the rename. */
   beforeRename?(): void;
+  /** Progress: bytes written so far of all files (label 'writing <what>'); for progress bars. */
+  onProgress?(done: number, total: number, label: string): void;
 }
 
 /** Checks, before any work, that `target` may be written: nothing is created. */
@@ -62,12 +64,17 @@ export function writeDirAtomic(target: string, files: readonly DirFile[], opts: 
   try {
     createdParents = makeParents(parent);
     mkdirSync(tmp);
+    const total = files.reduce((n, f) => n + f.parts.reduce((m, p) => m + p.length, 0), 0);
+    let written = 0;
+    const label = `writing ${opts.what ?? 'directory'}`;
+    const progress = opts.onProgress && ((bytes: number): void => opts.onProgress!((written += bytes), total, label));
+    progress?.(0);
     for (const f of files) {
       checkRelative(f.path);
       opts.beforeFile?.(f.path);
       const dest = join(tmp, ...f.path.split('/'));
       mkdirSync(dirname(dest), { recursive: true });
-      writeParts(dest, f.parts);
+      writeParts(dest, f.parts, progress);
     }
     opts.beforeRename?.();
     if (existsSync(abs)) {
@@ -140,12 +147,19 @@ export function recoverInterrupted(abs: string): void {
   for (const l of stale) removeQuietly(l.path);
 }
 
-function writeParts(file: string, parts: readonly Uint8Array[]): void {
+/** Largest single write (so progress moves through a multi-GiB weights file). */
+const WRITE_CHUNK = 64 << 20;
+
+function writeParts(file: string, parts: readonly Uint8Array[], progress?: (bytes: number) => void): void {
   const fd = openSync(file, 'wx');
   try {
     for (const p of parts) {
       let off = 0;
-      while (off < p.length) off += writeSync(fd, p, off, p.length - off);
+      while (off < p.length) {
+        const n = writeSync(fd, p, off, Math.min(p.length - off, WRITE_CHUNK));
+        off += n;
+        progress?.(n);
+      }
     }
     fsyncSync(fd);
   } finally {

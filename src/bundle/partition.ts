@@ -101,6 +101,11 @@ export interface PartitionOptions {
   memoryLimit?: number;
   /** Read and write no weight: plan, schedule, reports (and wgsl kernels) only. */
   noWeights?: boolean;
+  /**
+   * Progress of the long steps, for progress bars: 'reading weights' (devices whose weights are
+   * read and exported), 'writing bundle' (bytes written).
+   */
+  onProgress?: (done: number, total: number, label: string) => void;
 }
 
 export interface PartitionResult {
@@ -181,8 +186,9 @@ export function partitionModel(
       env: opts.env,
       noWeights: opts.noWeights,
       report: hardware ? { hardware, memoryLimitBytes: memoryLimit } : memoryLimit !== undefined ? { memoryLimitBytes: memoryLimit } : undefined,
+      onProgress: opts.onProgress,
     },
-    { force: opts.force, ...opts.writeHooks },
+    { force: opts.force, ...opts.writeHooks, onProgress: opts.onProgress },
   );
   return { bundle: opts.out, manifestSha256: built.manifestSha256, devices: programs.length, collectives: plan.collectives.length };
   };

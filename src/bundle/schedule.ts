@@ -7,7 +7,7 @@
  * carries its stage, micro-batch and clock (stage + micro-batch: GPipe/1F1B forward fill), and
  * `pipeline` holds the clock table.
  */
-import type { Attr } from '../ir/attrs.js';
+import { plainAttrValue } from '../ir/attrs.js';
 import { COLLECTIVE_DOMAIN, type Graph, type Value } from '../ir/graph.js';
 import { GROUP_ATTR } from '../ir/ops/collective.js';
 import type { DeviceMesh } from '../passes/sharding/mesh.js';
@@ -110,7 +110,7 @@ export function deviceSchedule(graph: Graph, device: number, coords: number[], m
       let axis: string | undefined;
       let group: number[] | undefined;
       for (const [k, a] of n.attrs.entries()) {
-        const v = plainAttr(a);
+        const v = plainAttrValue(a);
         if (v === undefined) continue;
         if (k === 'axis' && typeof v === 'string') axis = v;
         else if (k === GROUP_ATTR && Array.isArray(v)) group = (v as number[]).slice();
@@ -131,17 +131,3 @@ export function deviceSchedule(graph: Graph, device: number, coords: number[], m
   };
 }
 
-function plainAttr(a: Attr): number | string | number[] | string[] | undefined {
-  switch (a.kind) {
-    case 'int':
-    case 'float':
-    case 'string':
-      return a.value;
-    case 'ints':
-    case 'floats':
-    case 'strings':
-      return a.value.slice();
-    default:
-      return undefined;
-  }
-}

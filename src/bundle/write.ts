@@ -92,6 +92,8 @@ export interface BundleInput {
   noWeights?: boolean;
   /** Options for report.json (hardware file, memory limit). */
   report?: ReportOptions;
+  /** Progress of reading each device's weights (label 'reading weights', counted in devices). */
+  onProgress?(done: number, total: number, label: string): void;
 }
 
 export interface BuiltBundle {
@@ -112,7 +114,8 @@ export function buildBundleFiles(input: BundleInput): BuiltBundle {
   const files: DirFile[] = [];
   const json = (path: string, doc: unknown): void => void files.push({ path, parts: [utf8(canonicalJson(doc))] });
 
-  for (const p of ordered) {
+  if (!input.noWeights) input.onProgress?.(0, ordered.length, 'reading weights');
+  for (const [i, p] of ordered.entries()) {
     for (const [file, bytes] of input.deviceFiles?.get(p.device) ?? []) files.push({ path: devicePath(p.device, file), parts: [bytes] });
     if (input.noWeights) continue;
     const modelPath = devicePath(p.device, DEVICE_MODEL_FILE);
@@ -122,6 +125,7 @@ export function buildBundleFiles(input: BundleInput): BuiltBundle {
     });
     files.push({ path: modelPath, parts: [model] });
     files.push({ path: devicePath(p.device, DEVICE_WEIGHTS_FILE), parts: weights.parts });
+    input.onProgress?.(i + 1, ordered.length, 'reading weights');
   }
   for (const [path, bytes] of input.bundleFiles ?? []) files.push({ path, parts: [bytes] });
   const schedule: Schedule = {

@@ -8,7 +8,41 @@ import { isSymbolName } from '../ir/shape.js';
 
 export interface Output {
   write(s: string): void;
+  /** A terminal (progress bars and colour only then; src/cli/progress.ts, style.ts). Absent: not a TTY. */
+  readonly isTTY?: boolean;
+  /** The terminal's width in columns, when a TTY. */
+  readonly columns?: number;
 }
+
+/** An Output over a process stream (process.stdout / process.stderr) that knows whether it is a TTY. */
+export function processOutput(stream: NodeJS.WriteStream): Output {
+  return {
+    write: (s) => void stream.write(s),
+    get isTTY() {
+      return stream.isTTY === true;
+    },
+    get columns() {
+      return stream.columns;
+    },
+  };
+}
+
+/**
+ * An "Examples:" section for `--help` (commander addHelpText('after', ...)): one `$ shardc ...`
+ * line per example with its comment above it.
+ */
+export function helpExamples(examples: readonly (readonly [comment: string, command: string])[]): string {
+  return `\nExamples:\n${examples.map(([c, x]) => `  # ${c}\n  $ ${x}\n`).join('')}`;
+}
+
+/** The examples of `shardc --help` (main.ts adds them to the program). */
+export const ROOT_HELP_EXAMPLES = helpExamples([
+  ['what a model holds (ops, shapes, parameters, flops)', 'shardc inspect examples/gpt-tiny.onnx'],
+  ['shard over 2 devices and write a bundle (prints its path and manifest SHA-256)', 'shardc partition examples/gpt-tiny.onnx --mesh tp=2 --strategy megatron --dim batch=1,sequence=8 --out out'],
+  ['why a collective exists', 'shardc explain out --collective AllReduce_tp_add_8'],
+  ['check a sharded run against the unsharded model and onnxruntime-node', 'shardc verify examples/llama-tiny.onnx --mesh dp=2,tp=2 --strategy megatron --dim batch=2,sequence=8'],
+  ['a pipeline step: one JSON document on stdout, exit codes 0/1/2/3', 'shardc partition model.onnx --mesh tp=4 --out bundle --json'],
+]) + `\nExit codes: 0 done, 1 bad input, 2 internal error (--debug for the stack), 3 verification mismatch.\nProgress bars and colour appear only on a terminal (never with --json or --quiet; NO_COLOR turns colour off).\n`;
 
 export const EXIT = { ok: 0, user: 1, internal: 2, mismatch: 3 } as const;
 

@@ -17,7 +17,7 @@ import { partitionCommand } from './commands/partition.js';
 import { runCommand } from './commands/run.js';
 import { verifyCommand } from './commands/verify.js';
 import { installConfig } from './config.js';
-import { type CliContext, type CommandFactory, type CommandState, EXIT, type Output } from './context.js';
+import { type CliContext, type CommandFactory, type CommandState, EXIT, type Output, ROOT_HELP_EXAMPLES, processOutput } from './context.js';
 
 export { EXIT };
 
@@ -43,6 +43,7 @@ export function buildProgram(ctx: CliContext, state: CommandState): Command {
     .version(packageVersion(ctx.packageRoot), '-V, --version')
     .option('--debug', 'show stack traces for internal errors')
     .showSuggestionAfterError(true)
+    .addHelpText('after', ROOT_HELP_EXAMPLES)
     .exitOverride()
     .configureOutput({
       writeOut: (s) => ctx.stdout.write(s),
@@ -74,8 +75,8 @@ export async function main(argv: string[], opts: MainOptions): Promise<number> {
   const ctx: CliContext = {
     packageRoot: opts.packageRoot,
     cwd: opts.cwd,
-    stdout: opts.stdout ?? { write: (s) => void process.stdout.write(s) },
-    stderr: opts.stderr ?? { write: (s) => void process.stderr.write(s) },
+    stdout: opts.stdout ?? processOutput(process.stdout),
+    stderr: opts.stderr ?? processOutput(process.stderr),
   };
   const state: CommandState = { code: EXIT.ok };
   const debug = argv.includes('--debug');

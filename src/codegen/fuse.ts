@@ -41,6 +41,7 @@
  */
 import { type Expr, type ScalarType, variable, walk } from './expr.js';
 import { type Kernel, type KernelBody, type Let, type MapBody, type Store, bodyExprs, bodyStores, makeKernel } from './kernel.js';
+import { KernelTable } from './host/record.js';
 import { planMemory } from './host/memory.js';
 import type { DispatchStep, HostBuffer, HostProgram, HostStep } from './host/program.js';
 import { renderKernel } from './wgsl/kernel.js';
@@ -380,11 +381,6 @@ function fusePrologue(producer: FusibleLaunch, consumer: FusibleLaunch, temp: nu
 
 // ---- the program pass ---------------------------------------------------------------------
 
-interface Work {
-  step: DispatchStep;
-  launch: FusibleLaunch;
-}
-
 /** Buffers each step reads and writes. */
 function stepIo(s: HostStep, kernels: readonly Kernel[]): { reads: number[]; writes: number[] } {
   if (s.kind === 'collective') return { reads: s.input === undefined ? [] : [s.input], writes: [s.output] };
@@ -568,18 +564,9 @@ function compact(p: HostProgram): HostProgram {
       buffers.push({ ...b, id: buffers.length, slot: buffers.length });
     }
   const id = (x: number): number => newId.get(x)!;
-  const kernels: Kernel[] = [];
-  const kernelIds = new Map<string, number>();
-  const kernelIndex = (k: Kernel): number => {
-    const key = kernelRenderKey(k);
-    let i = kernelIds.get(key);
-    if (i === undefined) {
-      i = kernels.length;
-      kernels.push(k);
-      kernelIds.set(key, i);
-    }
-    return i;
-  };
+  const table = new KernelTable(kernelRenderKey);
+  const kernels = table.kernels;
+  const kernelIndex = (k: Kernel): number => table.index(k);
   const steps: HostStep[] = p.steps.map((s) =>
     s.kind === 'dispatch'
       ? { ...s, kernel: kernelIndex(p.kernels[s.kernel]!), bindings: Object.fromEntries(Object.entries(s.bindings).map(([n, b]) => [n, id(b)])) }

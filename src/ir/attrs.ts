@@ -107,3 +107,19 @@ export class Attrs {
     return this.typed(name, ['ints'])?.value;
   }
 }
+
+/** A plain JSON value of an attribute (numbers, strings and their lists); undefined for tensors, graphs and types. */
+export function plainAttrValue(a: Attr): number | string | number[] | string[] | undefined {
+  switch (a.kind) {
+    case 'int':
+    case 'float':
+    case 'string':
+      return a.value;
+    case 'ints':
+    case 'floats':
+    case 'strings':
+      return a.value.slice();
+    default:
+      return undefined;
+  }
+}

@@ -43,6 +43,8 @@ export interface ConformanceOptions {
   tolerance?: Tolerance;
   /** Called after each test (progress). */
   onResult?: (r: TestResult) => void;
+  /** Called before the first test and after each one: tests done of the tests selected (label 'tests'). */
+  onProgress?: (done: number, total: number, label: string) => void;
   /** Where the tests run: the reference CPU runtime (default) or WGSL kernels on a WebGPU device. */
   target?: ConformanceTarget;
 }
@@ -141,11 +143,13 @@ export function runConformance(root: string, opts: ConformanceOptions): Conforma
 export function runConformance(root: string, opts: ConformanceOptions): ConformanceReport | Promise<ConformanceReport> {
   if (opts.target === 'wgsl') return runConformanceKernels(root, opts);
   const tests: TestResult[] = [];
-  for (const t of listNodeTests(root)) {
-    if (opts.filter && !opts.filter.test(t)) continue;
+  const names = listNodeTests(root).filter((t) => !opts.filter || opts.filter.test(t));
+  opts.onProgress?.(0, names.length, 'tests');
+  for (const t of names) {
     const r = runNodeTest(join(root, t), opts.registry, opts.tolerance);
     tests.push(r);
     opts.onResult?.(r);
+    opts.onProgress?.(tests.length, names.length, 'tests');
   }
   return summarize(tests);
 }
@@ -210,10 +214,12 @@ async function runConformanceKernels(root: string, opts: ConformanceOptions): Pr
     const backend = new WebGPUBackend(gpu.device, gpu.description);
     const run: KernelGraphRunner = (graph, feeds) => runGraphOnBackend(graph, feeds, backend, { registry: opts.registry, table });
     const tests: TestResult[] = [];
+    opts.onProgress?.(0, names.length, 'tests');
     for (const t of names) {
       const r = await runNodeTestKernels(join(root, t), opts.registry, run, table, opts.tolerance);
       tests.push(r);
       opts.onResult?.(r);
+      opts.onProgress?.(tests.length, names.length, 'tests');
     }
     return summarize(tests);
   } finally {

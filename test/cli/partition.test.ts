@@ -97,9 +97,9 @@ describe('shardc partition --target cpu', () => {
       expect(readdirSync(tmp).filter((f) => f.startsWith('.'))).toEqual([]);
     };
 
-    it('targets not implemented yet', async () => {
+    it('an unknown target', async () => {
       const out = join(tmp, 'bad-target');
-      expectUserError(await cli('partition', GPT_TINY, ...GPT_ARGS, '--target', 'cuda', '--out', out), /target cuda is not implemented yet/);
+      expectUserError(await cli('partition', GPT_TINY, ...GPT_ARGS, '--target', 'metal', '--out', out), /unknown target "metal"; expected one of cpu, wgsl, cuda/);
       nothingWritten(out);
     });
 

@@ -84,18 +84,18 @@ inline void shim_launch(dim3 grid, dim3 block, const std::function<void()>& kern
 
 // 2-byte floats as the host sees them (no cuda_fp16.h here): bit patterns with the conversions
 // kernels use, round-to-nearest-even like src/ir/dtype.ts (f32ToF16Bits, f32ToBf16Bits).
-struct __half { uint16_t bits; };
-struct __nv_bfloat16 { uint16_t bits; };
+struct __half { uint16_t x; };
+struct __nv_bfloat16 { uint16_t x; };
 inline uint32_t shim_f2u(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
 inline float shim_u2f(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
-inline float __bfloat162float(__nv_bfloat16 h) { return shim_u2f((uint32_t)h.bits << 16); }
+inline float __bfloat162float(__nv_bfloat16 h) { return shim_u2f((uint32_t)h.x << 16); }
 inline __nv_bfloat16 __float2bfloat16_rn(float f) {
   uint32_t u = shim_f2u(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return {(uint16_t)((u >> 16) | 0x40u)};  // NaN stays NaN
   return {(uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16)};
 }
 inline float __half2float(__half h) {
-  uint32_t s = (uint32_t)(h.bits & 0x8000u) << 16, e = (h.bits >> 10) & 0x1fu, m = h.bits & 0x3ffu;
+  uint32_t s = (uint32_t)(h.x & 0x8000u) << 16, e = (h.x >> 10) & 0x1fu, m = h.x & 0x3ffu;
   if (e == 0x1fu) return shim_u2f(s | 0x7f800000u | (m << 13));
   if (e == 0) return (s ? -1.0f : 1.0f) * std::ldexp((float)m, -24);  // zero and subnormals
   return shim_u2f(s | ((e + 112u) << 23) | (m << 13));

@@ -22,16 +22,7 @@ let dir = '';
 beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'shardc-wmma-'))));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const HOST_HALF = `
-struct __half { unsigned short x; };
-struct __nv_bfloat16 { unsigned short x; };
-inline float __half2float(__half h) {
-  const unsigned s = (h.x >> 15) & 1u, e = (h.x >> 10) & 31u, m = h.x & 1023u;
-  float v = e == 0 ? std::ldexp((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp((float)(m | 1024u), (int)e - 25);
-  return s ? -v : v;
-}
-inline float __bfloat162float(__nv_bfloat16 h) { uint32_t u = (uint32_t)h.x << 16; float f; std::memcpy(&f, &u, 4); return f; }
-`;
+// __half / __nv_bfloat16 and their conversions come from the shim header (cuda-shim.h).
 
 describe('WMMA matmul (f16/bf16 storage, f32 accumulation)', () => {
   it('fits only whole 16×16×16 fragments; launch geometry is one warp per 16×16 tile', () => {
@@ -64,7 +55,7 @@ describe('WMMA matmul (f16/bf16 storage, f32 accumulation)', () => {
     const ty = t === 'f16' ? '__half' : '__nv_bfloat16';
     const { grid, block } = wmmaLaunch(M, N, B);
     const src = join(dir, `shim-${t}.cpp`);
-    writeFileSync(src, `${HOST_HALF}\n${renderWmmaMatmul('k', t)}
+    writeFileSync(src, `${renderWmmaMatmul('k', t)}
 #include <cstdio>
 int main() {
   static const unsigned short a[] = {${a.join(',')}}, b[] = {${b.join(',')}};

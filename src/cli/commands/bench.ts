@@ -7,10 +7,12 @@
  * src/bench/run.ts. Speed figures are reported, never asserted.
  */
 import { Command } from 'commander';
+import { withProgress } from '../progress.js';
+import { createStyle, paintReport } from '../style.js';
 import { renameSync, writeFileSync } from 'node:fs';
 import { UserError } from '../../ir/errors.js';
 import { COMPARE_ENGINES, type CompareEngine, benchModel, formatBench, reportFile } from '../../bench/run.js';
-import { type CliContext, type CommandState, EXIT, TARGETS, parseDims, parseInteger, printJson, println } from '../context.js';
+import { type CliContext, type CommandState, EXIT, TARGETS, parseDims, parseInteger, printJson, println, helpExamples } from '../context.js';
 
 interface BenchCliOptions {
   target: string;
@@ -34,6 +36,14 @@ interface BenchCliOptions {
 export function benchCommand(ctx: CliContext, state: CommandState): Command {
   return new Command('bench')
     .description('time a model on WebGPU (Node, or headless Chromium with --browser) against onnxruntime, and check the outputs agree (exit 3 if not)')
+    .addHelpText(
+      'after',
+      helpExamples([
+      ['shardc on WebGPU in Node (Dawn) against onnxruntime-node', 'shardc bench examples/gpt-tiny.onnx --compare onnxruntime-node --dim batch=1,sequence=64'],
+      ['in headless Chromium against onnxruntime-web (wasm and webgpu)', 'shardc bench examples/gpt-tiny.onnx --browser --compare onnxruntime-web --json'],
+      ['tensor parallel degree 2 on one adapter, with a per-kernel profile', 'shardc bench examples/gpt-tiny.onnx --mesh tp=2 --profile --out bench.json'],
+      ]),
+    )
     .argument('<model>', 'ONNX model file, or a bundle directory written by `shardc partition`')
     .option('--target <target>', 'wgsl (WebGPU)', 'wgsl')
     .option('--browser', 'run in headless Chromium (WebGPU on navigator.gpu) instead of Node (Dawn)')
@@ -51,7 +61,7 @@ export function benchCommand(ctx: CliContext, state: CommandState): Command {
     .option('--engine <engine>', 'shardc runtime: compiled (host program session) or interpretive (kernel runner)', 'compiled')
     .option('--no-fuse', 'do not fuse kernels of the compiled host program')
     .option('--json', 'print one JSON document')
-    .action(async (modelPath: string, opts: BenchCliOptions) => {
+    .action(async (modelPath: string, opts: BenchCliOptions, command: Command) => {
       if (!(TARGETS as readonly string[]).includes(opts.target)) throw new UserError(`unknown target ${JSON.stringify(opts.target)}; expected one of ${TARGETS.join(', ')}`);
       if (opts.target !== 'wgsl') throw new UserError(`bench times the wgsl target (WebGPU); got --target ${opts.target}`);
       if (opts.compare !== undefined && !(COMPARE_ENGINES as readonly string[]).includes(opts.compare))
@@ -59,7 +69,8 @@ export function benchCommand(ctx: CliContext, state: CommandState): Command {
       if (opts.strategy !== undefined && opts.mesh === undefined) throw new UserError('--strategy needs --mesh');
       if (opts.engine !== 'compiled' && opts.engine !== 'interpretive') throw new UserError(`unknown --engine ${JSON.stringify(opts.engine)}; expected compiled or interpretive`);
       if (opts.threads !== undefined && opts.threads < 1) throw new UserError('--threads must be at least 1');
-      const { report, profile } = await benchModel({
+      // A bar of runs (warm-up + timed) on stderr, TTY only; in Node (the page runs in Chromium).
+      const { report, profile } = await withProgress(ctx, command, { json: opts.json }, (progress) => benchModel({
         packageRoot: ctx.packageRoot,
         model: modelPath,
         browser: !!opts.browser,
@@ -75,7 +86,8 @@ export function benchCommand(ctx: CliContext, state: CommandState): Command {
         chromium: opts.chromium,
         engine: opts.engine as 'compiled' | 'interpretive',
         fuse: opts.fuse,
-      });
+        onProgress: progress.onProgress,
+      }));
       if (opts.out !== undefined) {
         const tmp = `${opts.out}.shardc-tmp-${process.pid}`;
         try {
@@ -86,7 +98,7 @@ export function benchCommand(ctx: CliContext, state: CommandState): Command {
         }
       }
       if (opts.json) printJson(ctx, report);
-      else println(ctx.stdout, ...formatBench(report), ...(opts.out !== undefined ? [`wrote ${opts.out}`] : []));
+      else println(ctx.stdout, ...paintReport(createStyle(ctx.stdout), formatBench(report)), ...(opts.out !== undefined ? [`wrote ${opts.out}`] : []));
       if (!report.agree) {
         ctx.stderr.write(`shardc: outputs differ from ${report.reference}: ${report.agreement[0]?.message ?? ''}\n`);
         state.code = EXIT.mismatch;

@@ -11,7 +11,7 @@ import { createCoreRegistry } from '../../ir/ops/index.js';
 import { loadModel } from '../../onnx/import.js';
 import { formatFlops, summarizeModel } from '../../verify/model-summary.js';
 import { assertVerified, formatVerifyReport, verifyModel } from '../../verify/verify.js';
-import { type CliContext, type CommandState, EXIT, printJson, println, verbosity } from '../context.js';
+import { type CliContext, type CommandState, EXIT, printJson, println, verbosity, helpExamples } from '../context.js';
 
 export const DEMO_MODEL = join('examples', 'gpt-tiny.onnx');
 export const DEMO_DIMS = { batch: 2, sequence: 8 };
@@ -19,6 +19,12 @@ export const DEMO_DIMS = { batch: 2, sequence: 8 };
 export function demoCommand(ctx: CliContext, state: CommandState): Command {
   return new Command('demo')
     .description('run the bundled example model and check it against onnxruntime-node')
+    .addHelpText(
+      'after',
+      helpExamples([
+      ['import the bundled GPT example, run it, check it against onnxruntime-node', 'shardc demo'],
+      ]),
+    )
     .option('--json', 'print one JSON document: {model, nodes, parameters, flops, dims, verify}')
     .action(async (opts: { json?: boolean }, command: Command) => {
     const quiet = verbosity(command) === 'quiet';

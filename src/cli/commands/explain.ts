@@ -4,7 +4,7 @@
  */
 import { Command } from 'commander';
 import { explainBundle, formatExplanation } from '../../bundle/explain.js';
-import { type CliContext, type CommandState, printJson, println } from '../context.js';
+import { type CliContext, type CommandState, printJson, println, helpExamples } from '../context.js';
 
 interface ExplainCliOptions {
   tensor?: string;
@@ -15,6 +15,14 @@ interface ExplainCliOptions {
 export function explainCommand(ctx: CliContext, _state: CommandState): Command {
   return new Command('explain')
     .description('why each layout and each collective of a bundle')
+    .addHelpText(
+      'after',
+      helpExamples([
+      ['every collective and layout of a bundle, with the reasons', 'shardc explain out'],
+      ['one collective', 'shardc explain out --collective AllReduce_tp_add_8'],
+      ['one tensor and the collectives that move it', 'shardc explain out --tensor logits --json'],
+      ]),
+    )
     .argument('<bundle>', 'bundle directory written by shardc partition')
     .option('--tensor <name>', 'only this value (and the collectives that move it)')
     .option('--collective <name>', 'only this collective (by node name)')

@@ -4,7 +4,7 @@ import { createCoreRegistry } from '../../ir/ops/index.js';
 import { formatShape } from '../../ir/shape.js';
 import { loadModel } from '../../onnx/import.js';
 import { type ModelSummary, type ValueSummary, formatBytes, formatFlops, summarizeModel } from '../../verify/model-summary.js';
-import { type CliContext, parseDims, printJson, println, type CommandState } from '../context.js';
+import { type CliContext, parseDims, printJson, println, type CommandState, helpExamples } from '../context.js';
 
 interface InspectOptions {
   json?: boolean;
@@ -14,6 +14,14 @@ interface InspectOptions {
 export function inspectCommand(ctx: CliContext, _state: CommandState): Command {
   return new Command('inspect')
     .description('ops, opsets, inputs/outputs, parameters, flops, and unsupported ops of a model')
+    .addHelpText(
+      'after',
+      helpExamples([
+      ['ops, shapes, parameters and flops of a model', 'shardc inspect examples/gpt-tiny.onnx'],
+      ['flops with the symbolic dims bound', 'shardc inspect examples/gpt-tiny.onnx --dim batch=1,sequence=128'],
+      ['the summary as one JSON document', 'shardc inspect model.onnx --json'],
+      ]),
+    )
     .argument('<model>', 'ONNX model file')
     .option('--dim <bindings>', 'bind symbolic dims for flops, e.g. batch=1,sequence=128', (v: string, prev?: Record<string, number>) => parseDims(v, prev))
     .option('--json', 'print one JSON document')

@@ -11,7 +11,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { partitionModelForTarget } from '../../bundle/partition.js';
 import { parseBytes } from '../../hardware/hardware.js';
-import { type CliContext, type CommandState, parseDims, printJson, println, requireCpuTarget, verbosity } from '../context.js';
+import { type CliContext, type CommandState, helpExamples, parseDims, printJson, println, requireCpuTarget, verbosity } from '../context.js';
+import { withProgress } from '../progress.js';
+import { createStyle } from '../style.js';
 
 interface PartitionCliOptions {
   mesh: string;
@@ -39,6 +41,15 @@ export function shardcVersion(packageRoot: string): string {
 export function partitionCommand(ctx: CliContext, _state: CommandState): Command {
   return new Command('partition')
     .description('partition a model over a device mesh into a bundle (manifest, schedule, per-device programs and weights, report)')
+    .addHelpText(
+      'after',
+      helpExamples([
+      ['tensor parallel over 2 devices (megatron), a bundle for the CPU runtime', 'shardc partition examples/gpt-tiny.onnx --mesh tp=2 --strategy megatron --dim batch=1,sequence=8 --out out'],
+      ['data x tensor parallel, WGSL kernels and host programs for WebGPU', 'shardc partition examples/llama-tiny.onnx --mesh dp=2,tp=2 --strategy megatron --target wgsl --dim batch=2,sequence=8 --out out-wgsl'],
+      ['per-device time estimates from a hardware file, no weights written', 'shardc partition model.onnx --mesh tp=8 --hardware examples/hardware/h100-8x-nvlink.json --no-weights --out plan'],
+      ['a script: only the bundle path and its manifest SHA-256', 'shardc --quiet partition model.onnx --mesh tp=4 --out bundle'],
+      ]),
+    )
     .argument('<model>', 'ONNX model file')
     .requiredOption('--mesh <mesh>', 'device mesh, e.g. tp=4 or dp=2,tp=4')
     .option('--strategy <strategy>', 'megatron, sequence, summa2d, expert, pipeline, data, auto, or a spec .json file', 'auto')
@@ -54,7 +65,8 @@ export function partitionCommand(ctx: CliContext, _state: CommandState): Command
       const level = verbosity(command);
       const started = performance.now();
       const target = opts.target === 'wgsl' || opts.target === 'cuda' ? opts.target : requireCpuTarget(opts.target);
-      const r = await partitionModelForTarget(modelPath, {
+      // Progress bars (stderr, TTY only): reading each device's weights, then the bytes written.
+      const r = await withProgress(ctx, command, { json: opts.json, bytes: ['writing bundle'] }, (progress) => partitionModelForTarget(modelPath, {
         mesh: opts.mesh,
         strategy: opts.strategy,
         target,
@@ -65,16 +77,19 @@ export function partitionCommand(ctx: CliContext, _state: CommandState): Command
         hardware: opts.hardware,
         memoryLimit: opts.memoryLimit !== undefined ? parseBytes(opts.memoryLimit) : undefined,
         noWeights: opts.weights === false,
-      });
+        onProgress: progress.onProgress,
+      }));
       if (level === 'verbose') ctx.stderr.write(`partition: ${(performance.now() - started).toFixed(0)} ms\n`);
       if (opts.json) printJson(ctx, r);
       // --quiet: one line a script can split: the bundle path and its manifest SHA-256.
       else if (level === 'quiet') println(ctx.stdout, `${r.bundle} ${r.manifestSha256}`);
-      else
+      else {
+        const style = createStyle(ctx.stdout);
         println(
           ctx.stdout,
-          `wrote bundle ${r.bundle} (${r.devices} device${r.devices === 1 ? '' : 's'}, ${r.collectives} collective${r.collectives === 1 ? '' : 's'})`,
-          `manifest sha256 ${r.manifestSha256}`,
+          `${style.ok('wrote bundle')} ${style.heading(r.bundle)} (${r.devices} device${r.devices === 1 ? '' : 's'}, ${r.collectives} collective${r.collectives === 1 ? '' : 's'})`,
+          `manifest sha256 ${style.dim(r.manifestSha256)}`,
         );
+      }
     });
 }

@@ -18,7 +18,7 @@ import { readTensorFile, writeTensorFile } from '../../onnx/tensor-file.js';
 import { runGraph } from '../../targets/cpu/interpreter.js';
 import { formatNumber } from '../../verify/compare.js';
 import { feedsFromFiles, numberedTensorFiles } from '../../verify/feeds.js';
-import { type CliContext, printJson, println, requireCpuTarget, type CommandState, verbosity } from '../context.js';
+import { type CliContext, printJson, println, requireCpuTarget, type CommandState, verbosity, helpExamples } from '../context.js';
 
 interface RunOptions {
   inputs: string;
@@ -30,6 +30,13 @@ interface RunOptions {
 export function runCommand(ctx: CliContext, _state: CommandState): Command {
   return new Command('run')
     .description('run a model, or a partitioned bundle on simulated devices, on inputs from a directory')
+    .addHelpText(
+      'after',
+      helpExamples([
+      ['run a model on the CPU runtime and print the outputs', 'shardc run examples/gpt-tiny.onnx --inputs test_data_set_0'],
+      ['run a bundle (simulated devices, or WebGPU for a wgsl bundle) and write output_<i>.pb', 'shardc run out --inputs test_data_set_0 --outputs results'],
+      ]),
+    )
     .argument('<model>', 'ONNX model file, or a bundle directory written by `shardc partition`')
     .requiredOption('--inputs <dir>', 'directory with input_<i>.pb or input_<i>.npy')
     .option('--outputs <dir>', 'write output_<i>.pb here')

@@ -11,12 +11,13 @@
  * programs on WebGPU devices; without --mesh it is one device (mesh tp=1).
  */
 import { Command } from 'commander';
+import { createStyle, paintReport } from '../style.js';
 import { UserError, VerificationError } from '../../ir/errors.js';
 import { createCoreRegistry } from '../../ir/ops/index.js';
 import { createCoreShardingRules } from '../../passes/sharding/rules/index.js';
 import { SHARDED_TOLERANCE, WGSL_SHARDED_TOLERANCE, firstMismatch, formatShardedReport, verifySharded } from '../../verify/sharded.js';
 import { VERIFY_TOLERANCE, assertVerified, formatVerifyReport, verifyModel } from '../../verify/verify.js';
-import { type CliContext, parseDims, parseInteger, parseNonNegative, printJson, println, requireCpuTarget, type CommandState, EXIT } from '../context.js';
+import { type CliContext, parseDims, parseInteger, parseNonNegative, printJson, println, requireCpuTarget, type CommandState, EXIT, helpExamples } from '../context.js';
 
 interface VerifyCliOptions {
   inputs?: string;
@@ -35,6 +36,15 @@ interface VerifyCliOptions {
 export function verifyCommand(ctx: CliContext, state: CommandState): Command {
   return new Command('verify')
     .description('run on the CPU runtime and compare with test data or onnxruntime-node (exit 3 on mismatch)')
+    .addHelpText(
+      'after',
+      helpExamples([
+      ['compare with onnxruntime-node on seeded random inputs', 'shardc verify examples/gpt-tiny.onnx --dim batch=2,sequence=8'],
+      ['compare with an ONNX test data set', 'shardc verify model.onnx --inputs test_data_set_0'],
+      ['a sharded run on 4 simulated devices vs the unsharded run and onnxruntime-node', 'shardc verify examples/llama-tiny.onnx --mesh dp=2,tp=2 --strategy megatron --dim batch=2,sequence=8'],
+      ['the same on WebGPU devices', 'shardc verify examples/gpt-tiny.onnx --target wgsl --mesh tp=2 --strategy megatron --dim batch=1,sequence=8'],
+      ]),
+    )
     .argument('<model>', 'ONNX model file')
     .option('--inputs <dir>', 'test data set directory (input_<i>.pb, and output_<i>.pb to compare with)')
     .option('--atol <A>', 'absolute tolerance', parseNonNegative('--atol'), VERIFY_TOLERANCE.atol)
@@ -80,7 +90,7 @@ export function verifyCommand(ctx: CliContext, state: CommandState): Command {
           }
           return;
         }
-        println(ctx.stdout, ...formatShardedReport(report));
+        println(ctx.stdout, ...paintReport(createStyle(ctx.stdout), formatShardedReport(report)));
         if (bad) throw new VerificationError(bad);
         return;
       }
@@ -100,7 +110,7 @@ export function verifyCommand(ctx: CliContext, state: CommandState): Command {
         }
         return;
       }
-      println(ctx.stdout, ...formatVerifyReport(report));
+      println(ctx.stdout, ...paintReport(createStyle(ctx.stdout), formatVerifyReport(report)));
       assertVerified(report);
     });
 }

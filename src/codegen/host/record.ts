@@ -16,7 +16,7 @@
  * compiled ahead of time: UserError naming it. The result has no memory plan yet (every buffer in
  * its own slot); memory.ts `planMemory` assigns shared slots.
  */
-import type { Attr } from '../../ir/attrs.js';
+import { plainAttrValue } from '../../ir/attrs.js';
 import type { DType } from '../../ir/dtype.js';
 import { UserError } from '../../ir/errors.js';
 import { COLLECTIVE_DOMAIN, type Graph, type Node, type Value } from '../../ir/graph.js';
@@ -37,6 +37,26 @@ import { type CollectiveStep, HOST_PROGRAM_FORMAT, type HostBuffer, type HostPro
 
 
 /** A graph whose shapes depend on values computed on the device: it runs only interpretively (codegen/run-graph.ts). */
+
+/** Distinct kernels of a program, deduplicated by `key` (the rendered code, name aside), in first-use order. */
+export class KernelTable {
+  readonly kernels: Kernel[] = [];
+  private readonly ids = new Map<string, number>();
+
+  constructor(private readonly key: (k: Kernel) => string) {}
+
+  index(k: Kernel): number {
+    const key = this.key(k);
+    let i = this.ids.get(key);
+    if (i === undefined) {
+      i = this.kernels.length;
+      this.kernels.push(k);
+      this.ids.set(key, i);
+    }
+    return i;
+  }
+}
+
 export class DataDependentError extends UserError {}
 
 export interface RecordOptions {
@@ -76,8 +96,8 @@ export function recordHostProgram(
   const device = opts.device ?? 0;
   const buffers: HostBuffer[] = [];
   const steps: HostStep[] = [];
-  const kernels: Kernel[] = [];
-  const kernelIds = new Map<string, number>();
+  const kernelTable = new KernelTable((k) => renderKernel({ ...k, name: '' }));
+  const kernels = kernelTable.kernels;
   const env = new Map<Value, Rec>();
   const watches = new Map<Tensor, Tensor>();
   const use = opts.constantUse;
@@ -109,16 +129,7 @@ export function recordHostProgram(
     }
     return r.buf;
   };
-  const kernelIndex = (k: Kernel): number => {
-    const key = renderKernel({ ...k, name: '' });
-    let i = kernelIds.get(key);
-    if (i === undefined) {
-      i = kernels.length;
-      kernels.push(k);
-      kernelIds.set(key, i);
-    }
-    return i;
-  };
+  const kernelIndex = (k: Kernel): number => kernelTable.index(k);
 
   // Inputs: fed ones get an input buffer; the others must be constants.
   const fed = new Map(inputs.map((i) => [i.name, i]));
@@ -247,7 +258,7 @@ export function recordHostProgram(
         : newBuffer({ type: storageType(o.dtype, { node: node.label }), length: Math.max(1, numel(o.shape)), role: 'temp', value: v.name });
     const attributes: CollectiveStep['attributes'] = {};
     for (const [k, a] of node.attrs.entries()) {
-      const p = plainAttr(a);
+      const p = plainAttrValue(a);
       if (p !== undefined && k !== 'axis' && k !== GROUP_ATTR) attributes[k] = p;
     }
     const step: CollectiveStep = { kind: 'collective', node: node.label, op: node.op, group, attributes, output, dtype: o.dtype, outputShape: o.shape.slice() };
@@ -284,17 +295,3 @@ export function storageType(dtype: DType, where: { node?: string; tensor?: strin
   return t === 'bool' ? 'u32' : t;
 }
 
-function plainAttr(a: Attr): number | string | number[] | string[] | undefined {
-  switch (a.kind) {
-    case 'int':
-    case 'float':
-    case 'string':
-      return a.value;
-    case 'ints':
-    case 'floats':
-    case 'strings':
-      return a.value.slice();
-    default:
-      return undefined;
-  }
-}

@@ -133,3 +133,24 @@ export class WebGPUBackend implements KernelBackend<GpuBuf> {
     b.buffer.destroy();
   }
 }
+
+/** A backend forwarding every call to a WebGPU backend; subclasses override `dispatch` (collectives, timing). */
+export class ForwardingBackend implements KernelBackend<GpuBuf> {
+  constructor(readonly inner: WebGPUBackend) {}
+
+  upload(t: Tensor): GpuBuf {
+    return this.inner.upload(t);
+  }
+  alloc(type: ScalarType, n: number): GpuBuf {
+    return this.inner.alloc(type, n);
+  }
+  download(b: GpuBuf, dtype: DType, shape: number[]): Promise<Tensor> {
+    return this.inner.download(b, dtype, shape);
+  }
+  release(b: GpuBuf): void {
+    this.inner.release(b);
+  }
+  dispatch(launch: Launch, bindings: Record<string, GpuBuf>): Promise<void> {
+    return this.inner.dispatch(launch, bindings);
+  }
+}

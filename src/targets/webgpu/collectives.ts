@@ -24,11 +24,10 @@ import { toDeviceArray } from '../../codegen/device-data.js';
 import type { Kernel, Launch } from '../../codegen/kernel.js';
 import type { LowerRow } from '../../codegen/lower/index.js';
 import type { ScalarType } from '../../codegen/expr.js';
-import type { KernelBackend } from '../../codegen/run-graph.js';
 import { PEER_ATTR } from '../../passes/sharding/lower.js';
 import type { DeviceMesh } from '../../passes/sharding/mesh.js';
 import { block, runCollective } from '../cpu/collectives.js';
-import type { GpuBuf, WebGPUBackend } from './backend.js';
+import { ForwardingBackend, type GpuBuf, type WebGPUBackend } from './backend.js';
 
 export const COLLECTIVE_OPS = ['AllReduce', 'AllGather', 'ReduceScatter', 'AllToAll', 'LocalShard', 'LocalPartial', 'Broadcast', 'Send', 'Recv'] as const;
 
@@ -237,31 +236,20 @@ export class Rendezvous {
  * One device's backend: the WebGPU backend, except that collective pseudo-launches are staged
  * through the host and the rendezvous.
  */
-export class StagingBackend implements KernelBackend<GpuBuf> {
+export class StagingBackend extends ForwardingBackend {
   /** Bytes read back and written for collectives (a report figure). */
   stagedBytes = 0;
 
   constructor(
-    readonly inner: WebGPUBackend,
+    inner: WebGPUBackend,
     readonly device: number,
     readonly mesh: DeviceMesh,
     readonly rendezvous: Rendezvous,
-  ) {}
-
-  upload(t: Tensor): GpuBuf {
-    return this.inner.upload(t);
-  }
-  alloc(type: ScalarType, n: number): GpuBuf {
-    return this.inner.alloc(type, n);
-  }
-  download(b: GpuBuf, dtype: DType, shape: number[]): Promise<Tensor> {
-    return this.inner.download(b, dtype, shape);
-  }
-  release(b: GpuBuf): void {
-    this.inner.release(b);
+  ) {
+    super(inner);
   }
 
-  async dispatch(launch: Launch, bindings: Record<string, GpuBuf>): Promise<void> {
+  override async dispatch(launch: Launch, bindings: Record<string, GpuBuf>): Promise<void> {
     const call = calls.get(launch.kernel);
     if (!call) return this.inner.dispatch(launch, bindings);
     const { node } = call;
