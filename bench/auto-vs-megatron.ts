@@ -3,8 +3,10 @@
  * 8×H100 NVLink hardware file, each plan's communicated bytes per device, its estimated time on the
  * hardware (src/passes/sharding/cost.ts planDeviceCosts: roofline compute + ring collectives, single
  * stream), whether auto chose the same collectives as megatron, and how long planning took (for
- * auto: the search over its candidates included). Goal: auto's estimated time ≤ megatron's.
- * Figures only.
+ * auto: the presets and the layout search included), and the layout search's MILP (strategies/auto.ts,
+ * search/*): its size (variables, constraints over all mesh axes), the HiGHS solver's time, its
+ * status, its plan's estimated cost against megatron's (planCost) and whether its collectives are
+ * megatron's. Goal: auto's estimated time ≤ megatron's. Figures only.
  *   npx tsx bench/auto-vs-megatron.ts [--hardware examples/hardware/h100-8x-nvlink.json] [--dim batch=1,sequence=16] [--runs 3]
  */
 import { dirname, join } from 'node:path';
@@ -20,6 +22,7 @@ import { DeviceMesh } from '../src/passes/sharding/mesh.js';
 import { DEFAULT_COST } from '../src/passes/sharding/propagate.js';
 import { createCoreShardingRules } from '../src/passes/sharding/rules/index.js';
 import type { ShardedModel } from '../src/bundle/partition.js';
+import type { AutoChoiceDetail } from '../src/passes/sharding/strategies/auto.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MODELS = [
@@ -33,6 +36,7 @@ interface Row {
   ms: number;
   collectives: string;
   planMs: number;
+  search?: string;
 }
 
 function main(): void {
@@ -41,7 +45,7 @@ function main(): void {
     options: {
       hardware: { type: 'string', default: join(root, 'examples/hardware/h100-8x-nvlink.json') },
       dim: { type: 'string', default: 'batch=1,sequence=16' },
-      runs: { type: 'string', default: '3' },
+      runs: { type: 'string', default: '1' },
     },
   });
   const hw = loadHardware(String(values.hardware));
@@ -79,6 +83,7 @@ function main(): void {
           ms: planDeviceCosts(programs, mesh, hw, registry).totalMs,
           collectives: [...kinds].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, n]) => `${n}×${k}`).join(' '),
           planMs: times.sort((a, b) => a - b)[times.length >> 1]!,
+          search: searchLine(p.autoChoice as AutoChoiceDetail | undefined),
         };
       };
       const mg = plan('megatron');
@@ -92,6 +97,7 @@ function main(): void {
           `${label.padEnd(11)} ${`tp=${tp}`.padEnd(5)} ${r.strategy.padEnd(28)} ${r.bytes.toLocaleString('en-US').padStart(15)} ${r.ms.toFixed(4).padStart(10)} ${r.planMs.toFixed(1).padStart(8)}  ${r.collectives}`,
         );
       }
+      if (typeof au !== 'string' && au.search) console.log(`${''.padEnd(17)} ${au.search}`);
       if (typeof mg !== 'string' && typeof au !== 'string') {
         const ok = au.ms <= mg.ms * (1 + 1e-9);
         if (!ok) worse++;
@@ -100,6 +106,14 @@ function main(): void {
     }
   }
   console.log(worse ? `auto is slower than megatron in ${worse} case(s)` : 'goal met: auto ≤ megatron in every case');
+}
+
+function searchLine(c: AutoChoiceDetail | undefined): string | undefined {
+  const s = c?.search;
+  if (!s) return undefined;
+  const megatron = c.candidates.find((x) => x.strategy.startsWith('megatron'))?.cost?.total;
+  const ratio = s.cost && megatron ? ` cost/megatron ${(s.cost.total / megatron).toFixed(5)}` : '';
+  return `search: ${s.status}, ${s.variables} variables, ${s.constraints} constraints, solver ${s.solveMs.toFixed(0)} ms;${ratio}; same collectives as ${s.sameAs ?? '(no preset)'}${s.note ? `; ${s.note}` : ''}`;
 }
 
 main();

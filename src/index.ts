@@ -71,3 +71,4 @@ export { buildReportView, type ReportView, type ReportProfile } from './bundle/r
 // Hardware descriptions and the cost model
 export { loadHardware, parseHardware, meshWithHardware, axisLinks, type Hardware } from './hardware/hardware.js';
 export { collectiveSeconds, opSeconds, deviceCost, planDeviceCosts } from './passes/sharding/cost.js';
+export * from './passes/schedule/index.js';

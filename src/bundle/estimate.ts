@@ -49,11 +49,9 @@ export function estimateGraph(graph: Graph, registry: OpRegistry, opts: Estimate
   if (opts.skipCollectives)
     for (const n of graph.nodes) if (n.domain === COLLECTIVE_DOMAIN && n.inputs[0] && n.outputs[0]) alias.set(n.outputs[0], root(n.inputs[0]));
 
-  const nodes = graph.nodes.filter((n) => !(opts.skipCollectives && n.domain === COLLECTIVE_DOMAIN));
+  const nodes = opts.skipCollectives ? graph.nodes.filter((n) => n.domain !== COLLECTIVE_DOMAIN) : graph.nodes;
   const lastUse = new Map<Value, number>();
-  nodes.forEach((n, i) => {
-    for (const v of n.inputs) if (v) lastUse.set(root(v), i);
-  });
+  for (let i = 0; i < nodes.length; i++) for (const v of nodes[i]!.inputs) if (v) lastUse.set(root(v), i);
   const pinned = new Set(graph.outputs.map(root));
 
   let live = 0;
@@ -65,24 +63,26 @@ export function estimateGraph(graph: Graph, registry: OpRegistry, opts: Estimate
     }
   let peak = live;
   let flops = 0;
-  nodes.forEach((n, i) => {
+  // Live bytes are integers (exact in doubles), so the order values are freed in does not matter.
+  const free = (v: Value): void => {
+    if (liveSet.has(v) && !pinned.has(v)) {
+      liveSet.delete(v);
+      live -= valueBytes(v);
+    }
+  };
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i]!;
     for (const o of n.outputs) {
       const r = root(o);
       if (o.name === '' || liveSet.has(r) || constants.has(r)) continue;
       liveSet.add(r);
       live += valueBytes(r);
     }
-    peak = Math.max(peak, live);
+    if (live > peak) peak = live;
     flops += nodeFlops(n, registry);
-    const dying = new Set<Value>();
-    for (const v of n.inputs) if (v && lastUse.get(root(v)) === i) dying.add(root(v));
-    for (const o of n.outputs) if (!lastUse.has(root(o))) dying.add(root(o));
-    for (const v of dying)
-      if (liveSet.has(v) && !pinned.has(v)) {
-        liveSet.delete(v);
-        live -= valueBytes(v);
-      }
-  });
+    for (const v of n.inputs) if (v && lastUse.get(root(v)) === i) free(root(v));
+    for (const o of n.outputs) if (!lastUse.has(root(o))) free(root(o));
+  }
   return { peakMemoryBytes: peak + paramBytes, paramBytes, flops, activationPeakBytes: peak };
 }
 

@@ -32,6 +32,7 @@ import { type Hardware, loadHardware, meshWithHardware } from '../hardware/hardw
 import { costModelOf } from '../passes/sharding/cost.js';
 import { DEFAULT_COST, type CostModel } from '../passes/sharding/propagate.js';
 import { checkMemoryFits, devicePeaks } from './fit.js';
+import { scheduleDevicePrograms } from '../passes/schedule/index.js';
 
 export interface ShardedModel {
   plan: ShardPlan;
@@ -46,6 +47,12 @@ export interface ShardOptions {
   registry: OpRegistry;
   rules: ShardingRuleRegistry;
   cost?: CostModel;
+  /** Durations for the scheduling pass (src/passes/schedule; default: its default device). */
+  hardware?: Hardware;
+  /** auto: keep to plans whose per-device peak fits (bytes). */
+  memoryLimit?: number;
+  /** auto: also run the ILP layout search (passes/sharding/search). */
+  search?: boolean;
 }
 
 /** Imports, shards and lowers a model file. */
@@ -70,9 +77,13 @@ export function shardModelFile(modelPath: string, opts: ShardOptions): ShardedMo
       rules: opts.rules,
       bindings: opts.bindings,
       cost: opts.cost,
+      memoryLimit: opts.memoryLimit,
+      hardware: opts.hardware,
+      search: opts.search,
     });
     checkMeshFits(plan);
     const programs = lowerPlan(plan, { registry: opts.registry, rules: opts.rules });
+    scheduleDevicePrograms(programs, opts.mesh, { registry: opts.registry, hardware: opts.hardware }); // overlap order (src/passes/schedule)
     return { plan, programs, modelBytes };
   } catch (e) {
     // Errors of the passes name the node; the message also names the model file.
@@ -101,6 +112,8 @@ export interface PartitionOptions {
   memoryLimit?: number;
   /** Read and write no weight: plan, schedule, reports (and wgsl kernels) only. */
   noWeights?: boolean;
+  /** --strategy auto: also run the ILP layout search (passes/sharding/search; seconds per mesh axis). */
+  search?: boolean;
   /**
    * Progress of the long steps, for progress bars: 'reading weights' (devices whose weights are
    * read and exported), 'writing bundle' (bytes written).
@@ -155,8 +168,8 @@ export function partitionModel(
   const rules = opts.rules ?? createCoreShardingRules();
   const cost = hardware ? costModelOf(hardware, DEFAULT_COST) : undefined;
   const bindings = opts.bindings ?? {};
-  const { plan, programs, modelBytes } = shardModelFile(modelPath, { mesh, strategy, bindings, registry, rules, cost });
   const memoryLimit = opts.memoryLimit ?? hardware?.device.memoryBytes;
+  const { plan, programs, modelBytes } = shardModelFile(modelPath, { mesh, strategy, bindings, registry, rules, cost, hardware, memoryLimit, search: opts.search });
   if (memoryLimit !== undefined)
     checkMemoryFits(plan, programs, {
       limitBytes: memoryLimit,
@@ -164,7 +177,7 @@ export function partitionModel(
       limitSource: opts.memoryLimit !== undefined ? '--memory-limit' : `the device memory in ${basename(opts.hardware!)}`,
       tryPlan: (meshSpec, strategyName) => {
         const m = withLinks(meshSpec);
-        const other = shardModelFile(modelPath, { mesh: m, strategy: resolveStrategy(strategyName), bindings, registry, rules, cost });
+        const other = shardModelFile(modelPath, { mesh: m, strategy: resolveStrategy(strategyName), bindings, registry, rules, cost, hardware });
         return devicePeaks(other.programs, registry);
       },
     });

@@ -2,8 +2,11 @@
  * report.json and report.html: per device the estimated peak memory, flops, parameter bytes and
  * bytes communicated; every collective with its kind, mesh axes, bytes, tensor and the reason it
  * exists; the same estimates for the unsharded program for comparison; and, when `shardc bench
- * --profile` has added one, a `profile` section. report.html (src/bundle/report-html) adds the op
- * graph laid out with dagre and the per-device schedule timeline.
+ * --profile` has added one, a `profile` section. With a hardware file, per device the estimated
+ * times, and of its two-stream schedule (src/passes/schedule) the critical path and the
+ * communication hidden behind compute; for pipelined plans the micro-batch schedule's bubble.
+ * report.html (src/bundle/report-html) adds the op graph laid out with dagre and the per-device
+ * schedule timeline.
  */
 import { basename } from 'node:path';
 import { COLLECTIVE_DOMAIN } from '../ir/graph.js';
@@ -15,7 +18,9 @@ import { estimateGraph } from './estimate.js';
 import type { Hardware } from '../hardware/hardware.js';
 import { deviceCost } from '../passes/sharding/cost.js';
 import { layoutOpGraph, opGraphView, renderReportHtml, type LaidOutGraph } from './report-html/index.js';
-import { deviceSchedule, type DeviceSchedule } from './schedule.js';
+import { deviceSchedule, type DeviceSchedule, scheduleEstimate } from './schedule.js';
+import { deviceTiming } from '../passes/schedule/index.js';
+import { bubbleFraction } from '../passes/sharding/pipeline/schedule.js';
 
 export interface DeviceReport {
   device: number;
@@ -31,6 +36,23 @@ export interface DeviceReport {
   computeMs?: number;
   communicationMs?: number;
   totalMs?: number;
+  /**
+   * With a hardware file: the two-stream estimate of the device's schedule (schedule.json order,
+   * src/passes/schedule): the critical path (its length, and its steps' nodes first to last) and
+   * the communication hidden behind compute.
+   */
+  schedule?: DeviceScheduleReport;
+}
+
+export interface DeviceScheduleReport {
+  criticalPathMs: number;
+  /** Nodes of the chain of steps that sets the time, first to last. */
+  criticalPath: string[];
+  communicationMs: number;
+  hiddenCommunicationMs: number;
+  hiddenCommunicationPercent: number;
+  /** One stream, no overlap (= totalMs). */
+  serialMs: number;
 }
 
 export interface BundleReport {
@@ -42,7 +64,13 @@ export interface BundleReport {
   /** From `shardc bench --profile --out` (times in ms); report.html shows it when present. */
   profile?: ReportProfile;
   /** The hardware the per-device ms estimates are for (partition --hardware), and the slowest device's ms. */
-  hardware?: { name: string; file?: string; device: string; memoryBytes: number; memoryLimitBytes?: number; planMs: number };
+  hardware?: { name: string; file?: string; device: string; memoryBytes: number; memoryLimitBytes?: number; planMs: number; scheduledPlanMs?: number };
+  /**
+   * Pipelined plans: the forward micro-batch schedule (GPipe fill and drain; inference has no
+   * backward pass, so 1F1B reduces to this forward fill) and its bubble: the fraction of a run
+   * each stage idles, (stages - 1) / (micro-batches + stages - 1).
+   */
+  pipeline?: { axis: string; stages: number; microBatches: number; clocks: number; schedule: 'forward fill'; bubble: number };
 }
 
 /** Options of buildReport: the hardware file and memory limit of `partition --hardware/--memory-limit`. */
@@ -66,14 +94,18 @@ export interface ReportView {
 }
 
 /** The plan and programs each report was built from, so reportHtml(report) can draw the graph. */
-const sources = new WeakMap<BundleReport, { plan: ShardPlan; programs: readonly DeviceProgram[] }>();
+const sources = new WeakMap<BundleReport, { plan: ShardPlan; programs: readonly DeviceProgram[]; registry: OpRegistry; hardware?: Hardware }>();
 
-/** Lays out the plan's op graph with dagre (collapsed by layer above 400 nodes) and builds each device's schedule. */
-export function buildReportView(plan: ShardPlan, programs: readonly DeviceProgram[]): ReportView {
+/**
+ * Lays out the plan's op graph with dagre (collapsed by layer above 400 nodes) and builds each
+ * device's schedule; `schedules` (device order), when the caller has built them already (write.ts
+ * for schedule.json), are used as they are.
+ */
+export function buildReportView(plan: ShardPlan, programs: readonly DeviceProgram[], schedules?: readonly DeviceSchedule[]): ReportView {
   const ordered = programs.slice().sort((a, b) => a.device - b.device);
   return {
     graph: layoutOpGraph(opGraphView(plan)),
-    schedules: ordered.map((p) => deviceSchedule(p.graph, p.device, p.coords, plan.mesh, `device-${p.device}/model.onnx`)),
+    schedules: schedules ? schedules.slice() : ordered.map((p) => deviceSchedule(p.graph, p.device, p.coords, plan.mesh, `device-${p.device}/model.onnx`)),
   };
 }
 
@@ -94,6 +126,16 @@ export function buildReport(plan: ShardPlan, programs: readonly DeviceProgram[],
     if (opts.hardware) {
       const c = deviceCost(p.graph, p.device, plan.mesh, opts.hardware, registry, e);
       Object.assign(r, { computeMs: c.computeMs, communicationMs: c.communicationMs, totalMs: c.totalMs });
+      const t = deviceTiming(p.graph, plan.mesh, opts.hardware, registry);
+      const est = scheduleEstimate(t);
+      r.schedule = {
+        criticalPathMs: est.criticalPathMs,
+        criticalPath: t.criticalPath.map((i) => p.graph.nodes[i]!.label),
+        communicationMs: est.communicationMs,
+        hiddenCommunicationMs: est.hiddenCommunicationMs,
+        hiddenCommunicationPercent: est.hiddenCommunicationPercent,
+        serialMs: est.serialMs,
+      };
     }
     return r;
   });
@@ -113,8 +155,13 @@ export function buildReport(plan: ShardPlan, programs: readonly DeviceProgram[],
       memoryBytes: opts.hardware.device.memoryBytes,
       ...(opts.memoryLimitBytes !== undefined ? { memoryLimitBytes: opts.memoryLimitBytes } : {}),
       planMs: Math.max(0, ...devices.map((d) => d.totalMs ?? 0)),
+      scheduledPlanMs: Math.max(0, ...devices.map((d) => d.schedule?.criticalPathMs ?? 0)),
     };
-  sources.set(report, { plan, programs });
+  if (plan.pipeline) {
+    const p = plan.pipeline;
+    report.pipeline = { axis: p.axis, stages: p.stages, microBatches: p.microBatches, clocks: p.clocks.length, schedule: 'forward fill', bubble: bubbleFraction(p.stages, p.microBatches) };
+  }
+  sources.set(report, { plan, programs, registry, hardware: opts.hardware });
   return report;
 }
 
@@ -125,6 +172,14 @@ export function buildReport(plan: ShardPlan, programs: readonly DeviceProgram[],
  */
 export function reportHtml(r: BundleReport, model: string, view?: ReportView): string {
   const src = sources.get(r);
-  const v = view ?? (src ? buildReportView(src.plan, src.programs) : undefined);
+  const v = view ?? (src ? buildReportView(src.plan, src.programs, src.hardware && estimatedSchedules(src.plan, src.programs, { hardware: src.hardware, registry: src.registry })) : undefined);
   return renderReportHtml({ model, report: r, graph: v?.graph, schedules: v?.schedules });
+}
+
+/** Every device's schedule with estimated times (device order), as schedule.json has them with a hardware file. */
+function estimatedSchedules(plan: ShardPlan, programs: readonly DeviceProgram[], estimate: { hardware: Hardware; registry: OpRegistry }): DeviceSchedule[] {
+  return programs
+    .slice()
+    .sort((a, b) => a.device - b.device)
+    .map((p) => deviceSchedule(p.graph, p.device, p.coords, plan.mesh, `device-${p.device}/model.onnx`, estimate));
 }

@@ -1,8 +1,13 @@
 /**
  * schedule.json: per device, the ordered steps of its program (kernel launches and collectives)
- * with the values each reads and writes and the steps it depends on. For now the order is the
- * local graph's program order (one stream, no overlap); `dependencies` already allow a runtime to
- * overlap a collective with independent kernels.
+ * with the values each reads and writes, the steps it depends on, and its stream: `compute`
+ * (kernels, LocalShard/LocalPartial) or `comm` (every other collective). Each stream runs its steps
+ * in this order; a step waits for the steps it depends on. `order` is 'overlap' when the
+ * scheduling pass (src/passes/schedule) reordered the programs so collectives start as soon as
+ * their inputs are ready with independent compute behind them, else 'program'.
+ * With a hardware file (partition --hardware) every step has its estimated start and end (ms, from
+ * the cost model) and each device an `estimate`: critical path (the chain of steps that sets the
+ * time), compute and communication time, and the communication hidden behind compute.
  * Pipelined plans (MPMD): each device lists its stage's steps, micro-batch by micro-batch; a step
  * carries its stage, micro-batch and clock (stage + micro-batch: GPipe/1F1B forward fill), and
  * `pipeline` holds the clock table.
@@ -11,6 +16,9 @@ import { plainAttrValue } from '../ir/attrs.js';
 import { COLLECTIVE_DOMAIN, type Graph, type Value } from '../ir/graph.js';
 import { GROUP_ATTR } from '../ir/ops/collective.js';
 import type { DeviceMesh } from '../passes/sharding/mesh.js';
+import type { OpRegistry } from '../ir/registry.js';
+import type { Hardware } from '../hardware/hardware.js';
+import { deviceTiming, streamOf, type Stream, type Timing, wasReordered } from '../passes/schedule/index.js';
 import { PIPELINE_MICRO_BATCH_META, PIPELINE_STAGE_META, type PipelineInfo } from '../passes/sharding/plan.js';
 
 export interface CollectiveStepInfo {
@@ -36,6 +44,11 @@ export interface ScheduleStep {
   /** Ids of the steps that produce this step's inputs (sorted). */
   dependencies: number[];
   collective?: CollectiveStepInfo;
+  /** The stream that runs the step (always written; absent in schedules of older bundles: kernels compute, collectives comm). */
+  stream?: Stream;
+  /** With a hardware file: estimated start and end (ms from the start of a run). */
+  start?: number;
+  end?: number;
   /** Pipelined plans: the stage the step belongs to, its micro-batch, and its clock in the forward schedule (stage + micro-batch). */
   stage?: number;
   microBatch?: number;
@@ -50,10 +63,28 @@ export interface DeviceSchedule {
   inputs: string[];
   outputs: string[];
   steps: ScheduleStep[];
+  /** With a hardware file: the two-stream estimate of this order. */
+  estimate?: DeviceScheduleEstimate;
+}
+
+export interface DeviceScheduleEstimate {
+  /** The run's estimated length: the end of its last step, which the critical path sets. */
+  criticalPathMs: number;
+  /** Step ids of the critical path, first to last. */
+  criticalPath: number[];
+  computeMs: number;
+  communicationMs: number;
+  /** Communication time during which the compute stream is busy too, and its share of communicationMs. */
+  hiddenCommunicationMs: number;
+  hiddenCommunicationPercent: number;
+  /** One stream, no overlap: the sum of every step's time. */
+  serialMs: number;
 }
 
 export interface Schedule {
-  order: 'program';
+  order: 'program' | 'overlap';
+  /** The hardware file the estimates are for (name), when given. */
+  hardware?: string;
   devices: DeviceSchedule[];
   /** Pipelined plans: the forward schedule over the stages (see passes/sharding/pipeline/schedule.ts). */
   pipeline?: PipelineSchedule;
@@ -81,7 +112,23 @@ export function pipelineSchedule(p: PipelineInfo): PipelineSchedule {
   };
 }
 
-export function deviceSchedule(graph: Graph, device: number, coords: number[], mesh: DeviceMesh, program: string): DeviceSchedule {
+/** Options of the estimated times (partition --hardware). */
+export interface ScheduleEstimateOptions {
+  hardware: Hardware;
+  registry: OpRegistry;
+}
+
+/** Rounded to 6 significant digits: estimates, written deterministically and readably. */
+const sig = (x: number): number => (x === 0 ? 0 : Number(x.toPrecision(6)));
+
+export function deviceSchedule(
+  graph: Graph,
+  device: number,
+  coords: number[],
+  mesh: DeviceMesh,
+  program: string,
+  estimate?: ScheduleEstimateOptions,
+): DeviceSchedule {
   const producer = new Map<Value, number>();
   const steps: ScheduleStep[] = graph.nodes.map((n, id) => {
     const deps = new Set<number>();
@@ -99,6 +146,7 @@ export function deviceSchedule(graph: Graph, device: number, coords: number[], m
       inputs: n.inputs.map((v) => v?.name ?? ''),
       outputs: n.outputs.map((v) => v.name),
       dependencies: [...deps].sort((a, b) => a - b),
+      stream: streamOf(n),
     };
     const stage = n.meta.get(PIPELINE_STAGE_META);
     const mb = n.meta.get(PIPELINE_MICRO_BATCH_META);
@@ -121,7 +169,7 @@ export function deviceSchedule(graph: Graph, device: number, coords: number[], m
     }
     return step;
   });
-  return {
+  const out: DeviceSchedule = {
     device,
     coords: coords.slice(),
     program,
@@ -129,5 +177,41 @@ export function deviceSchedule(graph: Graph, device: number, coords: number[], m
     outputs: graph.outputs.map((v) => v.name),
     steps,
   };
+  if (estimate) {
+    const t = deviceTiming(graph, mesh, estimate.hardware, estimate.registry);
+    t.steps.forEach((x, i) => Object.assign(steps[i]!, { start: sig(x.start * 1e3), end: sig(x.end * 1e3) }));
+    out.estimate = scheduleEstimate(t);
+  }
+  return out;
+}
+
+/** The per-device figures of a timing (seconds → ms). */
+export function scheduleEstimate(t: Timing): DeviceScheduleEstimate {
+  return {
+    criticalPathMs: sig(t.makespan * 1e3),
+    criticalPath: t.criticalPath.slice(),
+    computeMs: sig(t.computeTime * 1e3),
+    communicationMs: sig(t.commTime * 1e3),
+    hiddenCommunicationMs: sig(t.hiddenComm * 1e3),
+    hiddenCommunicationPercent: t.commTime > 0 ? sig((100 * t.hiddenComm) / t.commTime) : 0,
+    serialMs: sig(t.serial * 1e3),
+  };
+}
+
+/** schedule.json of a plan's device programs (`estimate`: per-step times from a hardware file). */
+export function buildSchedule(
+  plan: { mesh: DeviceMesh; pipeline?: PipelineInfo },
+  programs: readonly { device: number; coords: number[]; graph: Graph }[],
+  programPath: (device: number) => string,
+  estimate?: ScheduleEstimateOptions,
+): Schedule {
+  const ordered = programs.slice().sort((a, b) => a.device - b.device);
+  const schedule: Schedule = {
+    order: ordered.some((p) => wasReordered(p.graph)) ? 'overlap' : 'program',
+    devices: ordered.map((p) => deviceSchedule(p.graph, p.device, p.coords, plan.mesh, programPath(p.device), estimate)),
+  };
+  if (estimate) schedule.hardware = estimate.hardware.name;
+  if (plan.pipeline) schedule.pipeline = pipelineSchedule(plan.pipeline);
+  return schedule;
 }
 

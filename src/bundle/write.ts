@@ -3,7 +3,7 @@
  *   manifest.json                 format, shardc version, model file name and SHA-256, mesh, strategy,
  *                                 target, symbol bindings, devices, and a SHA-256 per other file
  *   plan.json                     layouts and reasons per value, collectives (what explain/run read)
- *   schedule.json                 per device, its ordered steps with dependencies
+ *   schedule.json                 per device, its ordered steps with dependencies and streams (estimated times with a hardware file)
  *   report.json, report.html      per-device estimates and every collective with its reason
  *   device-<r>/model.onnx         the device's local graph (collectives in domain shardc.collective)
  *   device-<r>/weights.safetensors  its weights, referenced from model.onnx as external data
@@ -26,7 +26,7 @@ import { canonicalJson, compareCodeUnits, sha256Hex, utf8 } from './canonical.js
 import { DEVICE_MODEL_FILE, DEVICE_WEIGHTS_FILE, externalizeWeights } from './device-model.js';
 import { planRecord } from './plan-record.js';
 import { buildReport, buildReportView, reportHtml, type ReportOptions } from './report.js';
-import { deviceSchedule, pipelineSchedule, type Schedule } from './schedule.js';
+import { buildSchedule } from './schedule.js';
 
 export const BUNDLE_FORMAT = 'shardc-bundle';
 export const BUNDLE_FORMAT_VERSION = 1;
@@ -128,16 +128,13 @@ export function buildBundleFiles(input: BundleInput): BuiltBundle {
     input.onProgress?.(i + 1, ordered.length, 'reading weights');
   }
   for (const [path, bytes] of input.bundleFiles ?? []) files.push({ path, parts: [bytes] });
-  const schedule: Schedule = {
-    order: 'program',
-    devices: ordered.map((p) => deviceSchedule(p.graph, p.device, p.coords, mesh, devicePath(p.device, DEVICE_MODEL_FILE))),
-    pipeline: plan.pipeline && pipelineSchedule(plan.pipeline),
-  };
+  const hardware = input.report?.hardware;
+  const schedule = buildSchedule(plan, ordered, (d) => devicePath(d, DEVICE_MODEL_FILE), hardware && { hardware, registry: input.registry });
   json(SCHEDULE_FILE, schedule);
   json(PLAN_FILE, { ...planRecord(plan, input.strategy), model: input.model.file });
   const report = buildReport(plan, ordered, input.registry, input.strategy, input.report);
   json(REPORT_FILE, report);
-  files.push({ path: REPORT_HTML_FILE, parts: [utf8(reportHtml(report, input.model.file, buildReportView(plan, ordered)))] });
+  files.push({ path: REPORT_HTML_FILE, parts: [utf8(reportHtml(report, input.model.file, buildReportView(plan, ordered, schedule.devices)))] });
 
   files.sort((a, b) => compareCodeUnits(a.path, b.path));
   const manifest: Manifest = {

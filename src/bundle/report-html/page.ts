@@ -115,15 +115,23 @@ export function renderReportHtml(input: ReportHtmlInput): string {
 
   if (input.schedules?.length) {
     const durations = profileDurations(r);
-    const unit = durations ? 'ms' : 'step';
+    const estimated = input.schedules.some((s) => s.steps.some((st) => st.end !== undefined));
+    const unit = durations || estimated ? 'ms' : 'step';
     const timelines = input.schedules.map((s) => deviceTimeline(s, durations));
+    const widths = durations
+      ? 'Widths are the profiled times (ms).'
+      : estimated
+        ? `Widths are the estimated times (ms) on ${r.hardware ? esc(r.hardware.name) : 'the hardware file'} (cost model).`
+        : 'No profile or hardware file: every step is one unit wide.';
     parts.push(
       '<h2>Schedule</h2>',
-      `<p class="sub">Per device, kernels and collectives of schedule.json on two lanes: a step starts when its lane is free and its dependencies are done, so a collective overlaps the kernels that do not wait for it. ${
-        unit === 'ms' ? 'Widths are the profiled times (ms).' : 'No profile: every step is one unit wide.'
-      }</p>`,
-      renderTimelines(timelines, unit),
+      `<p class="sub">Per device, the compute and communication streams of schedule.json: a step starts when its stream is free and its dependencies are done, so a collective overlaps the kernels that do not wait for it. The critical path (the chain of steps that sets the time) is outlined in red. ${widths}</p>`,
     );
+    if (r.pipeline)
+      parts.push(
+        `<p class="sub">Pipeline over ${esc(r.pipeline.axis)}: ${r.pipeline.stages} stages, ${r.pipeline.microBatches} micro-batches, ${r.pipeline.clocks} clocks (${r.pipeline.schedule}: GPipe; without a backward pass 1F1B is the same). Bubble: ${(100 * r.pipeline.bubble).toFixed(1)}% of a run each stage idles.</p>`,
+      );
+    parts.push(renderTimelines(timelines, unit));
   }
   if (r.profile) parts.push('<h2>Profile</h2>', profileTable(r.profile));
 

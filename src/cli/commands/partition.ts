@@ -27,6 +27,7 @@ interface PartitionCliOptions {
   memoryLimit?: string;
   /** false with --no-weights (commander's negated option). */
   weights?: boolean;
+  search?: boolean;
 }
 
 /** The package's version (recorded in manifests). */
@@ -61,6 +62,7 @@ export function partitionCommand(ctx: CliContext, _state: CommandState): Command
     .option('--hardware <file>', 'hardware file (examples/hardware/*.json): link bandwidths per mesh axis, per-device time estimates in report.json, default memory limit')
     .option('--memory-limit <bytes>', 'per-device memory limit, e.g. 80GiB or 85899345920 (default: the hardware file\'s device memory)')
     .option('--no-weights', 'read and write no weight: plan, schedule, reports and (wgsl) kernels only')
+    .option('--search', 'with --strategy auto: also search layouts with an integer program (highs solver; seconds per mesh axis)')
     .action(async (modelPath: string, opts: PartitionCliOptions, command: Command) => {
       const level = verbosity(command);
       const started = performance.now();
@@ -77,6 +79,7 @@ export function partitionCommand(ctx: CliContext, _state: CommandState): Command
         hardware: opts.hardware,
         memoryLimit: opts.memoryLimit !== undefined ? parseBytes(opts.memoryLimit) : undefined,
         noWeights: opts.weights === false,
+        search: opts.search,
         onProgress: progress.onProgress,
       }));
       if (level === 'verbose') ctx.stderr.write(`partition: ${(performance.now() - started).toFixed(0)} ms\n`);

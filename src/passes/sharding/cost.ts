@@ -67,19 +67,19 @@ export interface DeviceCost {
 }
 
 /** The V of a collective node (see the file comment). */
-function collectiveVolume(n: Node): number {
+export function collectiveVolume(n: Node): number {
   const v = n.op === 'AllGather' ? n.outputs[0] : n.inputs[0];
   return v ? valueBytes(v) : 0;
 }
 
-function opBytes(n: Node): number {
+export function opBytes(n: Node): number {
   let b = 0;
   for (const v of n.inputs) if (v) b += valueBytes(v);
   for (const v of n.outputs) if (v.name !== '') b += valueBytes(v);
   return b;
 }
 
-function opDtype(n: Node): string | undefined {
+export function opDtype(n: Node): string | undefined {
   const v: Value | undefined = n.outputs.find((o) => o.dtype && o.dtype !== 'bool' && !o.dtype.startsWith('int')) ?? n.outputs[0];
   return v?.dtype;
 }

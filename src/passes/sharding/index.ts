@@ -35,13 +35,13 @@ import { type AxisPropagation, type CostModel, type Seed, propagateAxis } from '
 import { Resharder, fullLayout, layoutEq, layoutKey } from './reshard.js';
 import type { Candidate, ShardingRuleRegistry } from './rule.js';
 import { readSpecFile, specSeeds } from './spec-file.js';
-import { chooseAuto } from './strategies/auto.js';
+import { type AutoSearchOptions, planAuto } from './strategies/auto.js';
 import { type AxisPreset, assignPresets } from './strategies/index.js';
 import { type CustomStrategy, assignCustomStrategy, customStrategyName, withPins } from './strategies/custom.js';
 import { type UnitAnalysis, analyseUnits, nodeCandidates } from './units.js';
 import { replicatedAxis, shardPipeline } from './pipeline/index.js';
 
-export interface ShardOptions {
+export interface ShardOptions extends AutoSearchOptions {
   /**
    * A preset name (`megatron`, `data`, `data+megatron`), `auto`, `spec`, or a path to a spec file
    * (`*.json`); or a custom strategy (strategies/custom.ts): an annotation function, a Preset, or
@@ -172,13 +172,8 @@ export function shardGraph(graph: Graph, mesh: DeviceMesh, opts: ShardOptions): 
     if (!file) throw new UserError('strategy spec needs a spec file');
     resolved = { spec: specSeeds(readSpecFile(file), graph, mesh) };
   } else if (opts.strategy === 'auto') {
-    // Each candidate is planned as its own strategy on a copy of the graph; the chosen one again on the graph itself.
-    const plan = (g: Graph, strategy: string): ShardPlan => shardGraph(g, mesh, { ...opts, strategy, bindings });
-    const auto = chooseAuto(graph, mesh, { registry: opts.registry, cost: opts.cost, plan });
-    const chosen = plan(graph, auto.strategy);
-    chosen.strategy = `auto (${auto.choice.chosen})`;
-    chosen.autoChoice = auto.choice;
-    return chosen;
+    // Presets and the layout search, each planned on a copy; the chosen one again on the graph (strategies/auto.ts).
+    return planAuto(graph, mesh, { ...opts, bindings }, shardGraph);
   } else {
     resolved = { presets: assignPresets(opts.strategy, mesh) };
   }

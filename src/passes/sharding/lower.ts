@@ -55,8 +55,35 @@ export const PEER_ATTR = '_peer';
 
 export function lowerPlan(plan: ShardPlan, opts: LowerOptions): DeviceProgram[] {
   const out: DeviceProgram[] = [];
-  for (let d = 0; d < plan.mesh.deviceCount; d++) out.push({ device: d, coords: plan.mesh.coords(d), graph: lowerForDevice(plan, d, opts) });
+  const shared = new SharedLowering(plan);
+  for (let d = 0; d < plan.mesh.deviceCount; d++)
+    out.push({ device: d, coords: plan.mesh.coords(d), graph: new DeviceLowering(plan, d, opts, shared).run() });
   return out;
+}
+
+/**
+ * What every device's lowering of one plan reads and is the same for all devices, computed once
+ * (lowering runs once per device, so per-node work that does not depend on the device is shared):
+ * the global graph's value names, and per node whether its attributes hold subgraphs.
+ */
+class SharedLowering {
+  private names?: ReadonlySet<string>;
+  private readonly subgraphs = new Map<Node, boolean>();
+
+  constructor(private readonly plan: ShardPlan) {}
+
+  globalNames(): ReadonlySet<string> {
+    return (this.names ??= new Set(this.plan.graph.valuesByName().keys()));
+  }
+
+  hasSubgraphs(node: Node): boolean {
+    let has = this.subgraphs.get(node);
+    if (has === undefined) {
+      has = node.attrs.entries().some(([, a]) => a.kind === 'graph' || a.kind === 'graphs');
+      this.subgraphs.set(node, has);
+    }
+    return has;
+  }
 }
 
 /** True when the layout splits or partialises anything (else every device holds the whole value). */
@@ -93,13 +120,18 @@ export function nodeCandidates(plan: ShardPlan, node: Node): Map<string, Candida
 class DeviceLowering {
   readonly graph: Graph;
   private readonly vmap = new Map<Value, Value>();
+  /** Names given on this device beyond the global graph's (shared.globalNames()). */
   private readonly names = new Set<string>();
+  private readonly globalNames: ReadonlySet<string>;
+  /** Device nodes copied from global nodes without subgraph attributes (their captures are none). */
+  private readonly plain = new Set<Node>();
   private readonly mesh: DeviceMesh;
 
   constructor(
     private readonly plan: ShardPlan,
     private readonly device: number,
     private readonly opts: LowerOptions,
+    private readonly shared = new SharedLowering(plan),
   ) {
     this.mesh = plan.mesh;
     const g = plan.graph;
@@ -108,19 +140,19 @@ class DeviceLowering {
     for (const [k, v] of g.meta) this.graph.meta.set(k, v);
     this.graph.meta.set('shardc.mesh', this.mesh.toString());
     this.graph.meta.set('shardc.device', String(device));
-    for (const v of g.valuesByName().keys()) this.names.add(v);
+    this.globalNames = shared.globalNames();
   }
 
   uniqueName(hint: string): string {
     let name = hint;
-    for (let i = 1; this.names.has(name); i++) name = `${hint}_${i}`;
+    for (let i = 1; this.names.has(name) || this.globalNames.has(name); i++) name = `${hint}_${i}`;
     this.names.add(name);
     return name;
   }
 
   localShapeOf(v: Value): Shape | undefined {
     if (!v.shape) return undefined;
-    if (isStatic(v.shape)) return localShape(v.shape, v.layout, this.mesh, this.device);
+    if (isStatic(v.shape)) return isSharded(v.layout) ? localShape(v.shape, v.layout, this.mesh, this.device) : v.shape.slice();
     if (!isSharded(v.layout)) return v.shape.slice();
     throw new UserError(`value has the symbolic shape [${v.shape.join(',')}] and a sharded layout; bind its symbols before lowering`, {
       tensor: v.name,
@@ -170,8 +202,10 @@ class DeviceLowering {
       if (staged && !staged.nodes.has(node)) continue;
       const inputs = node.inputs.map((v) => (v ? this.mapped(v, node) : null));
       const outputs = node.outputs.map((o) => this.localValue(o));
-      const attrs = cloneAttrs(node.attrs, this.vmap);
+      const plain = !this.shared.hasSubgraphs(node);
+      const attrs = plain ? node.attrs.clone() : cloneAttrs(node.attrs, this.vmap);
       const local = new Node(node.op, inputs, outputs, attrs, node.name, node.domain);
+      if (plain) this.plain.add(local);
       for (const [k, m] of node.meta) local.meta.set(k, m);
       if (isCollective(node)) {
         this.graph.addNode(local);
@@ -188,7 +222,8 @@ class DeviceLowering {
       if (staged && !this.vmap.has(v) && !v.constant) continue; // produced on another stage
       this.graph.outputs.push(this.vmap.get(v) ?? this.localValue(v));
     }
-    if (edited) this.graph.sortTopologically();
+    // The stable sort keeps an order that is already topological, so it runs only where needed.
+    if (edited && !isTopological(this.graph, this.plain)) this.graph.sortTopologically();
     this.dropUnusedInitializers();
     return this.graph;
   }
@@ -198,7 +233,7 @@ class DeviceLowering {
     const used = new Set<Value>(this.graph.outputs);
     for (const n of this.graph.nodes) {
       for (const v of n.inputs) if (v) used.add(v);
-      for (const v of subgraphCaptures(n)) used.add(v);
+      if (!this.plain.has(n)) for (const v of subgraphCaptures(n)) used.add(v);
     }
     const inputs = new Set(this.graph.inputs);
     this.graph.initializers = this.graph.initializers.filter((v) => used.has(v) || inputs.has(v));
@@ -295,8 +330,21 @@ class DeviceLowering {
   }
 }
 
-function lowerForDevice(plan: ShardPlan, device: number, opts: LowerOptions): Graph {
-  return new DeviceLowering(plan, device, opts).run();
+/**
+ * Whether every node comes after the producers of its inputs (and of the outer values its
+ * subgraphs use; nodes in `plain` have no subgraphs).
+ */
+function isTopological(g: Graph, plain: ReadonlySet<Node>): boolean {
+  const all = new Set(g.nodes);
+  const captures = (n: Node): Value[] => (plain.has(n) ? [] : subgraphCaptures(n));
+  const done = new Set<Node>();
+  const ready = (v: Value | null): boolean => !v?.producer || done.has(v.producer) || !all.has(v.producer);
+  for (const n of g.nodes) {
+    for (const v of n.inputs) if (!ready(v)) return false;
+    for (const v of captures(n)) if (!ready(v)) return false;
+    done.add(n);
+  }
+  return true;
 }
 
 const int64s = (xs: readonly number[]): Tensor => Tensor.from('int64', [xs.length], xs);

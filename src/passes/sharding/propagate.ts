@@ -177,6 +177,23 @@ interface Use {
   index: number;
 }
 
+/**
+ * An interned id per distinct placement (placementEq ⇔ same id), memoised per placement object:
+ * the search compares and keys placements millions of times on a 70B-shaped graph.
+ */
+const placementIds = new Map<string, number>();
+const idOfObject = new WeakMap<Placement, number>();
+function pid(p: Placement): number {
+  let id = idOfObject.get(p);
+  if (id === undefined) {
+    const key = p.kind === 'shard' ? `S${p.dim}:${p.unit ?? 1}` : p.kind === 'partial' ? `P${p.reduce}` : 'R';
+    id = placementIds.get(key);
+    if (id === undefined) placementIds.set(key, (id = placementIds.size));
+    idOfObject.set(p, id);
+  }
+  return id;
+}
+
 /** Runs the search for one axis. */
 export function propagateAxis(graph: Graph, axis: MeshAxis, opts: PropagateOptions): AxisPropagation {
   const cost = opts.cost ?? DEFAULT_COST;
@@ -221,9 +238,28 @@ export function propagateAxis(graph: Graph, axis: MeshAxis, opts: PropagateOptio
     if (b === undefined) bytes.set(v, (b = bytesOf(v)));
     return b;
   };
-  const move = (v: Value, from: Placement, to: Placement): number =>
-    placementCost(from, to, bytesOfV(v), staticShape(v), axis) +
-    singleAxisSteps(from, to).filter((s) => COMMUNICATING.has(s.kind)).length * cost.secondsPerCollective * (k > 1 ? 1 : 0);
+  const shapes = new Map<Value, number[]>();
+  const shapeOfV = (v: Value): number[] => {
+    let sh = shapes.get(v);
+    if (!sh) shapes.set(v, (sh = staticShape(v)));
+    return sh;
+  };
+  // The search evaluates the same few reshards of a value over and over: each (value, from, to)
+  // is computed once (placements are compared by interned id, see pid).
+  const moves = new Map<Value, Map<number, number>>();
+  const move = (v: Value, from: Placement, to: Placement): number => {
+    const key = pid(from) * 1048576 + pid(to);
+    let m = moves.get(v);
+    if (!m) moves.set(v, (m = new Map()));
+    let t = m.get(key);
+    if (t === undefined) {
+      t =
+        placementCost(from, to, bytesOfV(v), shapeOfV(v), axis) +
+        singleAxisSteps(from, to).filter((s) => COMMUNICATING.has(s.kind)).length * cost.secondsPerCollective * (k > 1 ? 1 : 0);
+      m.set(key, t);
+    }
+    return t;
+  };
 
   // Current choice (index into cands) per node: all-R to start (the last candidate).
   const choice = new Map<Node, number>();
@@ -247,39 +283,86 @@ export function propagateAxis(graph: Graph, axis: MeshAxis, opts: PropagateOptio
   /** Distinct placements the current consumers of v want (excluding `except`), R for a graph output. */
   const wants = (v: Value, except?: Node): Placement[] => {
     const out: Placement[] = [];
+    const ids: number[] = [];
     const add = (p: Placement | null | undefined): void => {
-      if (p && !out.some((q) => placementEq(q, p))) out.push(p);
+      if (!p) return;
+      const id = pid(p);
+      if (ids.includes(id)) return;
+      ids.push(id);
+      out.push(p);
     };
     if (outputs.has(v) && !resident.has(v)) add(R);
     for (const u of uses.get(v) ?? []) if (u.node !== except) add(chosen(u.node).inputs[u.index]);
     return out;
   };
+  /** wants(v, except) includes w (without building the list). */
+  const wanted = (v: Value, w: Placement, except: Node): boolean => {
+    const id = pid(w);
+    if (outputs.has(v) && !resident.has(v) && id === pid(R)) return true;
+    for (const u of uses.get(v) ?? []) {
+      if (u.node === except) continue;
+      const q = chosen(u.node).inputs[u.index];
+      if (q && pid(q) === id) return true;
+    }
+    return false;
+  };
 
-  const nodeCost = (n: Node, c: Candidate): number => {
+  // Per candidate, the terms that do not depend on the neighbours' choices (the same numbers
+  // nodeCost would compute each time, so sums and ties are unchanged).
+  // (Keyed by node and candidate index: candidate objects may be shared between nodes.)
+  const fixed = new Map<Node, ({ work: number; outBytes: number[] } | undefined)[]>();
+  const fixedOf = (n: Node, ci: number): { work: number; outBytes: number[] } => {
+    let fs = fixed.get(n);
+    if (!fs) fixed.set(n, (fs = []));
+    let f = fs[ci];
+    if (!f) {
+      const c = cands.get(n)![ci]!;
+      const sharded = c.inputs.some((p) => p?.kind === 'shard') || c.outputs.some((p) => p.kind === 'shard');
+      f = {
+        work: work.get(n)! / (sharded ? k : 1),
+        outBytes: c.outputs.map((p, i) => {
+          const v = n.outputs[i]!;
+          return placementBytes(bytesOfV(v), shapeOfV(v), p, k) * cost.secondsPerByte;
+        }),
+      };
+      fs[ci] = f;
+    }
+    return f;
+  };
+
+  /** Cost of node n under its candidate number ci (see the file comment). */
+  const nodeCost = (n: Node, ci: number): number => {
+    const c = cands.get(n)![ci]!;
     let t = 0;
-    const seen: [Value, Placement][] = [];
-    c.inputs.forEach((w, i) => {
+    const f = fixedOf(n, ci);
+    for (let i = 0; i < c.inputs.length; i++) {
+      const w = c.inputs[i];
       const v = n.inputs[i];
-      if (!v || !w) return;
+      if (!v || !w) continue;
       const p = placementOf(v);
-      if (!p || placementEq(p, w)) return;
-      if (seen.some(([x, q]) => x === v && placementEq(q, w))) return;
-      seen.push([v, w]);
-      if (wants(v, n).some((q) => placementEq(q, w))) return;
+      if (!p || pid(p) === pid(w)) continue;
+      let dup = false;
+      for (let j = 0; j < i; j++) {
+        // An earlier input of the same value in the same placement: its reshard is shared.
+        const wj = c.inputs[j];
+        if (n.inputs[j] === v && wj && pid(wj) === pid(w)) dup = true;
+      }
+      if (dup) continue;
+      if (wanted(v, w, n)) continue;
       t += move(v, p, w);
-    });
-    const sharded = c.inputs.some((p) => p?.kind === 'shard') || c.outputs.some((p) => p.kind === 'shard');
-    t += work.get(n)! / (sharded ? k : 1);
-    c.outputs.forEach((p, i) => {
+    }
+    t += f.work;
+    for (let i = 0; i < c.outputs.length; i++) {
+      const p = c.outputs[i]!;
       const v = n.outputs[i]!;
-      t += placementBytes(bytesOfV(v), staticShape(v), p, k) * cost.secondsPerByte;
+      t += f.outBytes[i]!;
       const pin = seeded.get(v);
       if (pin) {
         t += move(v, p, pin);
-        return;
+        continue;
       }
-      for (const w of wants(v)) if (!placementEq(w, p)) t += move(v, p, w);
-    });
+      for (const w of wants(v)) if (pid(w) !== pid(p)) t += move(v, p, w);
+    }
     return t;
   };
 
@@ -296,10 +379,10 @@ export function propagateAxis(graph: Graph, axis: MeshAxis, opts: PropagateOptio
       visited.add(n);
       const cur = choice.get(n)!;
       let best = cur;
-      let bestCost = nodeCost(n, cs[cur]!);
+      let bestCost = nodeCost(n, cur);
       for (let i = 0; i < cs.length; i++) {
         if (i === cur) continue;
-        const t = nodeCost(n, cs[i]!);
+        const t = nodeCost(n, i);
         const better = first ? t < bestCost - 1e-15 * Math.abs(bestCost) || (t <= bestCost && i < best) : t < bestCost * (1 - 1e-9) - 1e-18;
         if (better) {
           best = i;

@@ -29,13 +29,18 @@
  * device holding kv head j also holds query heads j·rep … j·rep+rep-1.
  *
  * This file also builds the RuleContext of a graph node and lists a node's candidates (the rule's
- * plus the implicit all-R one, check-rule.ts expandCandidates), shared with propagation.
+ * plus the implicit all-R one, as check-rule.ts expandCandidates), shared with propagation. The
+ * lists are memoised per structural key (op, attributes, operand types and which operands are
+ * constants; see candidateKey), since a transformer's layers repeat the same nodes: a hit also
+ * needs the constants the rule read to be equal, and a rule that looked at the node itself (its
+ * name, its meta) is never memoised. Candidate objects are then shared between nodes: read-only.
  */
 import type { Graph, Node, Value } from '../../ir/graph.js';
 import type { Placement } from '../../ir/layout.js';
 import type { TypeInfo } from '../../ir/registry.js';
 import type { Tensor } from '../../ir/tensor.js';
-import { expandCandidates } from './check-rule.js';
+import type { Attr } from '../../ir/attrs.js';
+import { candidateEq, replicatedCandidate } from './check-rule.js';
 import type { Candidate, RuleContext, ShardingRuleRegistry } from './rule.js';
 
 const typeOf = (v: Value | null): TypeInfo | undefined => (v && v.dtype ? { dtype: v.dtype, shape: v.shape } : undefined);
@@ -52,11 +57,85 @@ export function ruleContextOf(node: Node, axisSize: number): RuleContext {
   };
 }
 
+interface Memo {
+  /** The rule's candidates, deduplicated, all-R not yet added. */
+  rows: Candidate[];
+  /** Constants the rule read, by input index (undefined: it asked, there was none). */
+  read: Map<number, Tensor | undefined>;
+}
+
+/** Per rule registry: structural key → memoised rows (null: the rule looked at the node; never memoised). */
+const memos = new WeakMap<ShardingRuleRegistry, Map<string, Memo | null>>();
+
+const typeKey = (v: Value | null | undefined): string =>
+  v ? `${v.dtype ?? '?'}[${(v.shape ?? ['?']).join(',')}]${v.constant ? 'c' : ''}` : '-';
+
+function attrKey(a: Attr): string | undefined {
+  switch (a.kind) {
+    case 'graph':
+    case 'graphs':
+    case 'tensor':
+    case 'tensors':
+      return undefined;
+    default:
+      return `${a.kind}:${JSON.stringify(a.value, (_k, x: unknown) => (typeof x === 'number' && (Object.is(x, -0) || !Number.isFinite(x)) ? `#${String(x)}${Object.is(x, -0) ? '-0' : ''}` : x))}`;
+  }
+}
+
+/** What a rule's candidates may depend on besides constants' data; undefined: do not memoise. */
+function candidateKey(node: Node, axisSize: number): string | undefined {
+  const parts = [node.domain, node.op, String(axisSize), node.inputs.map(typeKey).join(';'), node.outputs.map(typeKey).join(';')];
+  for (const [k, a] of node.attrs.entries()) {
+    const ak = attrKey(a);
+    if (ak === undefined) return undefined;
+    parts.push(`${k}=${ak}`);
+  }
+  return parts.join('|');
+}
+
+function sameTensor(a: Tensor | undefined, b: Tensor | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b || a.dtype !== b.dtype || a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) return false;
+  if (a.strings || b.strings) return !!a.strings && !!b.strings && a.strings.every((x, i) => x === b.strings![i]);
+  for (let i = 0; i < a.data.length; i++) if (!Object.is(a.data[i], b.data[i])) return false;
+  return true;
+}
+
 /** A node's candidates on one axis (relative units): the rule's rows in order, then all-R. */
 export function nodeCandidates(node: Node, rules: ShardingRuleRegistry, axisSize: number): Candidate[] {
   const rule = rules.get(node.op, node.domain);
-  const ctx = ruleContextOf(node, axisSize);
-  return expandCandidates(rule, ctx).filter((c) => c.inputs.length === node.inputs.length && c.outputs.length === node.outputs.length);
+  let rows: Candidate[] = [];
+  if (rule) {
+    let memo = memos.get(rules);
+    if (!memo) memos.set(rules, (memo = new Map()));
+    const key = candidateKey(node, axisSize);
+    const hit = key === undefined ? null : memo.get(key);
+    const base = ruleContextOf(node, axisSize);
+    if (hit && [...hit.read].every(([i, t]) => sameTensor(base.constant(i), t))) rows = hit.rows;
+    else {
+      // The rule sees a context that notes what it reads: the node itself, or constants.
+      let sawNode = false;
+      const read = new Map<number, Tensor | undefined>();
+      const ctx: RuleContext = {
+        ...base,
+        get node(): Node {
+          sawNode = true;
+          return node;
+        },
+        constant: (i: number): Tensor | undefined => {
+          const t = base.constant(i);
+          read.set(i, t);
+          return t;
+        },
+      };
+      for (const c of rule.candidates(ctx)) if (!rows.some((o) => candidateEq(o, c))) rows.push(c);
+      if (key !== undefined && hit !== null) memo.set(key, sawNode ? null : { rows, read });
+    }
+  }
+  const out = rows.slice();
+  const r = replicatedCandidate(node);
+  if (!out.some((o) => candidateEq(o, r))) out.push(r);
+  return out.filter((c) => c.inputs.length === node.inputs.length && c.outputs.length === node.outputs.length);
 }
 
 /** Sharded entries of a candidate: [value, dim, relative factor]. */

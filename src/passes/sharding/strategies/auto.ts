@@ -37,11 +37,21 @@ import type { Attr } from '../../../ir/attrs.js';
 import { dtypeBytes } from '../../../ir/dtype.js';
 import { Graph, Node, Value } from '../../../ir/graph.js';
 import type { OpRegistry } from '../../../ir/registry.js';
-import type { DeviceMesh } from '../mesh.js';
 import { type AutoCandidate, type AutoChoice, COMMUNICATING, type ShardPlan, isCollective, nodeStage } from '../plan.js';
-import { type CostModel, DEFAULT_COST, flopsOf } from '../propagate.js';
+import { type CostModel, DEFAULT_COST, type Seed, flopsOf } from '../propagate.js';
 import { localShape } from '../shards.js';
+import { placementBytes } from '../reshard.js';
 import { type AxisPreset, PRESETS, assignPresets } from './index.js';
+import type { ShardOptions } from '../index.js';
+import type { Hardware } from '../../../hardware/hardware.js';
+import { formatBytes, meshWithHardware } from '../../../hardware/hardware.js';
+import { PassManager } from '../../manager.js';
+import { lowerPlan } from '../lower.js';
+import { DeviceMesh } from '../mesh.js';
+import { estimateGraph } from '../../../bundle/estimate.js';
+import { unfuseSplitProjections } from '../unfuse-qkv.js';
+import { type SearchResult, searchLayouts } from '../search/index.js';
+import type { AnnotateFn } from './custom.js';
 
 export interface AutoOptions {
   registry: OpRegistry;
@@ -218,4 +228,330 @@ export function cloneGraph(g: Graph, outer: ReadonlyMap<Value, Value> = new Map(
   }
   out.outputs = g.outputs.map((v) => map.get(v) ?? copy(v));
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The layout search (search/index.ts) as one more candidate, memory limits, and the mesh shape.
+// ---------------------------------------------------------------------------------------------
+
+/** What ShardOptions adds for `auto`. */
+export interface AutoSearchOptions {
+  /** Per-device memory limit (bytes): auto keeps to plans whose estimated peak (bundle/estimate.ts) fits. */
+  memoryLimit?: number;
+  /** Choose the mesh shape for this many devices (tp, dp×tp, pp×tp, ...; tp innermost); the `mesh` argument is then only the default link. */
+  devices?: number;
+  /** The hardware whose links the meshes tried for `devices` get (hardware.ts maps axes to links). */
+  hardware?: Hardware;
+  /** Seconds the layout search's solver may take per mesh axis (default 20). */
+  searchTimeLimit?: number;
+  /** true: also run the ILP layout search (search/*, the highs solver); default: presets only (the search takes seconds per axis). */
+  search?: boolean;
+}
+
+/** shardGraph itself, handed in by index.ts (no import cycle). */
+export type ShardFn = (graph: Graph, mesh: DeviceMesh, opts: ShardOptions) => ShardPlan;
+
+/** How the layout search went (plan.autoChoice.search). */
+export interface SearchSummary {
+  status: SearchResult['status'];
+  variables: number;
+  constraints: number;
+  /** Milliseconds in the solver (all axes; not enumerable, so not in JSON output). */
+  solveMs: number;
+  axes: SearchResult['axes'];
+  note?: string;
+  /** The estimated cost of the search's plan (planCost), when it was planned. */
+  cost?: PlanCost;
+  /** The preset whose plan the search's plan equals (same collectives: kind, tensor, axes), if any. */
+  sameAs?: string;
+}
+
+/** ShardPlan.autoChoice with the search's summary, the memory verdicts and the meshes tried. */
+export interface AutoChoiceDetail extends AutoChoice {
+  search?: SearchSummary;
+  /** Per-device memory limit applied and the chosen plan's estimated peak. */
+  memory?: { limitBytes: number; peakBytes: number; note: string };
+  /** `devices`: every mesh tried with its chosen candidate and cost (seconds). */
+  meshes?: { mesh: string; chosen?: string; total?: number; note?: string }[];
+}
+
+export const SEARCH_LABEL = 'search (ILP)';
+/** How much cheaper (relative) the search's plan must be to replace the cheapest fitting preset plan. */
+export const SEARCH_MARGIN = 0.01;
+const noPasses = (o: ConstructorParameters<typeof PassManager>[1]): PassManager => new PassManager([], o);
+
+/** The peak memory estimate of the busiest device of a plan (lowered; bundle/estimate.ts). */
+export function planPeak(plan: ShardPlan, opts: ShardOptions): number {
+  const programs = lowerPlan(plan, { registry: opts.registry, rules: opts.rules });
+  return Math.max(0, ...programs.map((p) => estimateGraph(p.graph, opts.registry).peakMemoryBytes));
+}
+
+/** The collectives of a plan as comparable text: kind, tensor, axes, in plan order. */
+export function collectiveSignature(plan: ShardPlan): string {
+  return plan.collectives.map((c) => `${c.kind}:${c.tensor}:${c.meshAxes.join('+')}:${c.from}->${c.to}`).join('\n');
+}
+
+/**
+ * `--strategy auto` on a graph whose passes have run: every applicable preset (chooseAuto's
+ * candidates) and the layout search's plan are planned on copies and costed by planCost; plans over
+ * the memory limit are dropped; the cheapest wins (ties: presets first, in PRESETS order, so a
+ * search that finds a preset's plan is named after it). The winner is planned again on `graph`.
+ */
+export function planAuto(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard: ShardFn): ShardPlan {
+  if (opts.devices !== undefined) return planAutoDevices(graph, mesh, opts, shard);
+  const r = chooseOnMesh(graph, mesh, opts, shard);
+  return r.final();
+}
+
+interface MeshChoice {
+  choice: AutoChoiceDetail;
+  cost: number;
+  final(): ShardPlan;
+}
+
+function chooseOnMesh(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard: ShardFn): MeshChoice {
+  const base: ShardOptions = { ...opts, devices: undefined };
+  const limit = opts.memoryLimit;
+  const options = autoCandidates(mesh);
+  const records: AutoCandidate[] = options.map((o) => ({ strategy: describe(o.presets), eligible: respectsAxisNames(o.presets) }));
+  const plans = new Map<number, ShardPlan>();
+  const peaks = new Map<number, number>();
+  const overLimit = (i: number, plan: ShardPlan): boolean => {
+    if (limit === undefined) return false;
+    const peak = planPeak(plan, opts);
+    peaks.set(i, peak);
+    if (peak <= limit) return false;
+    records[i]!.note = `needs ${formatBytes(peak)} per device, ${formatBytes(peak - limit)} over the memory limit of ${formatBytes(limit)}`;
+    return true;
+  };
+  let best = -1;
+  const consider = (i: number, plan: ShardPlan, margin = 1e-12): void => {
+    const r = records[i]!;
+    r.cost = planCost(plan, opts.registry, opts.cost);
+    plans.set(i, plan);
+    if (overLimit(i, plan)) return;
+    if (best < 0 || r.cost.total < records[best]!.cost!.total * (1 - margin)) best = i;
+  };
+  const tryPresets = (eligible: boolean): void => {
+    options.forEach((a, i) => {
+      if (records[i]!.eligible !== eligible) return;
+      let plan: ShardPlan;
+      try {
+        plan = shard(cloneGraph(graph), mesh, { ...base, strategy: a.strategy });
+      } catch (e) {
+        if (!(e instanceof UserError)) throw e;
+        records[i]!.note = e.message;
+        return;
+      }
+      consider(i, plan);
+    });
+  };
+  tryPresets(true);
+
+  // The layout search: not on meshes with a pipeline (MPMD) axis.
+  let search: SearchSummary | undefined;
+  let searchSeeds: Map<string, Map<string, Seed>> | undefined;
+  const pipeAxis = mesh.axes.find((a) => PRESETS.some((p) => p.mpmd && p.axis === a.name));
+  // The search runs when some eligible preset applies (else the ineligible presets decide, as before).
+  const applies = [...plans.keys()].some((j) => records[j]!.eligible);
+  if (opts.search === true && !pipeAxis && applies) {
+    // Axes named after a role (tp) keep the role's promise: the weights split at least as much as
+    // the cheapest eligible preset splits them; open axes (x) are free.
+    const paramLimits = new Map<string, number>();
+    // The anchor: the cheapest eligible preset plan, whether or not it fits the memory limit.
+    let anchorAt = -1;
+    for (const [j] of plans) if (records[j]!.eligible && (anchorAt < 0 || records[j]!.cost!.total < records[anchorAt]!.cost!.total)) anchorAt = j;
+    const anchor = anchorAt >= 0 ? plans.get(anchorAt) : undefined;
+    if (anchor)
+      for (const a of mesh.axes) if (PRESETS.some((p) => p.axis === a.name)) paramLimits.set(a.name, paramBytes(anchor, a.name));
+    // A memory limit bounds the search's parameter bytes on the last axis: the limit less the
+    // activation peak of the anchor plan (its lowered peak less its parameters). The search's own
+    // activation estimate is cruder than bundle/estimate.ts, so it is not what decides.
+    let reserve = 0;
+    if (limit !== undefined && anchor) {
+      const last = mesh.axes[mesh.axes.length - 1]!.name;
+      reserve = Math.max(0, planPeak(anchor, opts) - paramBytes(anchor, last));
+      paramLimits.set(last, Math.min(paramLimits.get(last) ?? Infinity, Math.max(0, limit - reserve)));
+    }
+    let searchLimit: number | undefined = undefined;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      // A fresh copy per attempt: planning rewrites the copy it plans.
+      const g = cloneGraph(graph);
+      unfuseSplitProjections(g);
+      const res = searchLayouts(g, mesh, { registry: opts.registry, rules: opts.rules, cost: opts.cost, memoryLimit: searchLimit, paramLimits, timeLimit: opts.searchTimeLimit });
+      search = summary(res);
+      if (res.seeds.size === 0 && mesh.axes.some((a) => a.size > 1)) {
+        for (const a of search.axes) if (a.leastMemoryBytes !== undefined) a.leastMemoryBytes += reserve;
+        break;
+      }
+      // By value name: planning renames values (a gathered output's sharded value).
+      const named = new Map([...res.seeds].map(([axis, s]) => [axis, new Map([...s].map(([v, seed]) => [v.name, seed]))]));
+      const annotate: AnnotateFn = (ctx) => res.seeds.get(ctx.axis.name) ?? new Map();
+      const plan = shard(g, mesh, { ...base, strategy: annotate, pipeline: noPasses });
+      const i = records.length;
+      records.push({ strategy: SEARCH_LABEL, eligible: true }); // moved to choice.search at the end
+      const same = [...plans].find(([j]) => collectiveSignature(plans.get(j)!) === collectiveSignature(plan));
+      if (same) search.sameAs = records[same[0]]!.strategy;
+      if (limit !== undefined) {
+        const peak = planPeak(plan, opts);
+        if (peak > limit && attempt < 3) {
+          // The search's activation estimate is below the real peak: tighten by the excess and solve again.
+          records.pop();
+          const last = mesh.axes[mesh.axes.length - 1]!.name;
+          paramLimits.set(last, Math.min(paramLimits.get(last) ?? Infinity, paramBytes(plan, last)) - (peak - limit) - limit * 0.01);
+          if (paramLimits.get(last)! <= 0) break;
+          continue;
+        }
+      }
+      // The search's plan replaces a preset's only when clearly cheaper (SEARCH_MARGIN): within the
+      // cost model's resolution the well-understood preset plan is kept (its name in the report).
+      consider(i, plan, SEARCH_MARGIN);
+      searchSeeds = named;
+      break;
+    }
+    if (search && !records.some((r) => r.strategy === SEARCH_LABEL))
+      records.push({ strategy: SEARCH_LABEL, eligible: true, note: searchNote(search, limit) });
+  } else if (opts.search === true && applies) {
+    records.push({ strategy: SEARCH_LABEL, eligible: true, note: `not run: mesh axis ${pipeAxis?.name ?? 'pp'} is a pipeline (stage) axis; the presets decide` });
+  }
+
+  if (best < 0) tryPresets(false);
+  else
+    for (const r of records)
+      if (!r.eligible) r.note = `not planned: the mesh's axis names ask for ${records.filter((x) => x.eligible && x.strategy !== SEARCH_LABEL).map((x) => x.strategy).join(' or ')}`;
+  if (best < 0) {
+    const problems = records.filter((r) => r.note).map((r) => `${r.strategy}: ${r.note}`);
+    if (limit !== undefined && peaks.size) {
+      const least = Math.min(...peaks.values(), ...(search?.axes.map((a) => a.leastMemoryBytes ?? Infinity) ?? []));
+      throw new UserError(
+        `strategy auto: no plan on mesh ${mesh} fits the memory limit of ${formatBytes(limit)} per device; the least any candidate needs is ${formatBytes(least)} (${formatBytes(least - limit)} over): use more devices or pipeline stages (${problems.join('; ')})`,
+      );
+    }
+    throw new UserError(`strategy auto: no preset applies to this model and mesh ${mesh}${problems.length ? ` (${problems.join('; ')})` : ''}`);
+  }
+  const winner = records[best]!;
+  // The search's own record goes to choice.search (candidates stay the presets, as before).
+  const searchRecord = records.find((r) => r.strategy === SEARCH_LABEL);
+  const choice: AutoChoiceDetail = { chosen: winner.strategy, candidates: records.filter((r) => r !== searchRecord) };
+  if (search) {
+    if (searchRecord?.cost) search.cost = searchRecord.cost;
+    if (searchRecord?.note) search.note = searchRecord.note;
+    choice.search = search;
+  }
+  if (limit !== undefined) {
+    const peak = peaks.get(best)!;
+    const over = records.filter((r, i) => peaks.has(i) && peaks.get(i)! > limit && r.strategy !== SEARCH_LABEL).map((r) => r.strategy);
+    const note = over.length
+      ? `${over.join(', ')} ${over.length > 1 ? 'do' : 'does'} not fit ${formatBytes(limit)} per device; ${winner.strategy} fits with ${formatBytes(peak)}`
+      : `every plan fits ${formatBytes(limit)} per device; ${winner.strategy} needs ${formatBytes(peak)}`;
+    choice.memory = { limitBytes: limit, peakBytes: peak, note };
+  }
+  const final = (): ShardPlan => {
+    let plan: ShardPlan;
+    if (winner.strategy === SEARCH_LABEL) {
+      // The search ran on a copy: the same rewrite on the graph, and its seeds mapped by value name.
+      unfuseSplitProjections(graph);
+      const byName = new Map<string, Value>();
+      for (const v of [...graph.inputs, ...graph.initializers, ...graph.nodes.flatMap((n) => n.outputs)]) byName.set(v.name, v);
+      const seeds = new Map<string, Map<Value, Seed>>();
+      for (const [axis, s] of searchSeeds!)
+        seeds.set(
+          axis,
+          new Map(
+            [...s].map(([name, seed]) => {
+              const o = byName.get(name);
+              if (!o) throw new Error(`auto: the search's value ${name} is not in the graph`);
+              return [o, seed];
+            }),
+          ),
+        );
+      const annotate: AnnotateFn = (ctx) => seeds.get(ctx.axis.name) ?? new Map();
+      plan = shard(graph, mesh, { ...base, strategy: annotate, pipeline: noPasses });
+    } else plan = shard(graph, mesh, { ...base, strategy: options[best]!.strategy });
+    plan.strategy = `auto (${winner.strategy})`;
+    plan.autoChoice = choice;
+    return plan;
+  };
+  return { choice, cost: winner.cost!.total, final };
+}
+
+/**
+ * A plan's per-device bytes of constants counting the axes up to `axis` (mesh order): what the
+ * search's parameter bound on that axis compares with.
+ */
+export function paramBytes(plan: ShardPlan, axis: string): number {
+  const { mesh, graph } = plan;
+  const upto = mesh.axes.slice(0, mesh.axisIndex(axis) + 1);
+  const inputs = new Set(graph.inputs);
+  let total = 0;
+  for (const v of graph.initializers) {
+    if (!v.constant || inputs.has(v) || !v.dtype || v.dtype === 'string') continue;
+    const shape = staticShape(v);
+    if (!shape) continue;
+    let b = numel(shape) * dtypeBytes(v.dtype);
+    for (const a of upto) b = placementBytes(b, shape, v.layout?.get(a.name) ?? { kind: 'replicate' }, a.size);
+    total += b;
+  }
+  return total;
+}
+
+/** The search's summary for the plan; timings are non-enumerable (not in JSON: plans are deterministic). */
+function summary(res: SearchResult): SearchSummary {
+  const axes = res.axes.map((a) => {
+    const { solveMs, ...rest } = a;
+    return Object.defineProperty(rest, 'solveMs', { value: solveMs, enumerable: false }) as SearchResult['axes'][number];
+  });
+  const out: SearchSummary = { status: res.status, variables: res.variables, constraints: res.constraints, axes, ...(res.note ? { note: res.note } : {}) } as SearchSummary;
+  return Object.defineProperty(out, 'solveMs', { value: res.solveMs, enumerable: false });
+}
+
+function searchNote(s: SearchSummary, limit: number | undefined): string {
+  if (s.status === 'infeasible' && limit !== undefined) {
+    const least = Math.min(...s.axes.map((a) => a.leastMemoryBytes ?? Infinity));
+    return `no layout fits the memory limit of ${formatBytes(limit)} per device by the search's estimate${Number.isFinite(least) ? ` (the least it can reach is ${formatBytes(least)})` : ''}`;
+  }
+  if (s.status === 'too-big') return `not run: ${s.note}; the presets decide`;
+  return `did not finish (${s.note ?? s.status}); the presets decide`;
+}
+
+/** The mesh shapes tried for n devices: tp=n, dp×tp, pp×tp, pp×dp×tp (powers of two), tp innermost. */
+export function meshShapes(n: number): string[] {
+  const out: string[] = [];
+  const divisors = Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
+  for (const pp of divisors.filter((d) => d <= 4))
+    for (const dp of divisors.filter((d) => (n / pp) % d === 0)) {
+      const tp = n / pp / dp;
+      if (!Number.isInteger(tp)) continue;
+      const axes = [pp > 1 ? `pp=${pp}` : '', dp > 1 ? `dp=${dp}` : '', tp > 1 || (pp === 1 && dp === 1) ? `tp=${tp}` : ''].filter(Boolean);
+      out.push(axes.join(','));
+    }
+  return [...new Set(out)];
+}
+
+/** `devices`: every mesh shape planned (each as above), the cheapest estimated total wins. */
+function planAutoDevices(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard: ShardFn): ShardPlan {
+  const n = opts.devices!;
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`devices must be a whole number ≥ 1, got ${n}`);
+  const link = mesh.axes[mesh.axes.length - 1]!.link;
+  const tried: NonNullable<AutoChoiceDetail['meshes']> = [];
+  let best: { mesh: DeviceMesh; r: MeshChoice } | undefined;
+  for (const spec of meshShapes(n)) {
+    let m = new DeviceMesh(DeviceMesh.parse(spec).axes.map((a) => ({ name: a.name, size: a.size, link })));
+    try {
+      if (opts.hardware) m = meshWithHardware(m, opts.hardware);
+      const r = chooseOnMesh(cloneGraph(graph), m, opts, shard);
+      tried.push({ mesh: spec, chosen: r.choice.chosen, total: r.cost });
+      if (!best || r.cost < best.r.cost * (1 - 1e-12)) best = { mesh: m, r };
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      tried.push({ mesh: spec, note: e.message });
+    }
+  }
+  if (!best) throw new UserError(`strategy auto: no mesh of ${n} devices works for this model (${tried.map((t) => `${t.mesh}: ${t.note}`).join('; ')})`);
+  // Planned again on the graph itself, on the chosen mesh.
+  const r = chooseOnMesh(graph, best.mesh, opts, shard);
+  const plan = r.final();
+  (plan.autoChoice as AutoChoiceDetail).meshes = tried;
+  plan.strategy = `auto (${best.mesh}: ${r.choice.chosen})`;
+  return plan;
 }
