@@ -139,15 +139,13 @@ export function generateHostModule(p: HostProgram, info: HostModuleInfo): string
 
 /** The JavaScript of a generated host module (ES2022 module; no imports remain). */
 export function emitHostJs(tsSource: string): string {
-  const { Project } = tsMorph();
-  const project = new Project({ useInMemoryFileSystem: true, compilerOptions: compilerOptions() });
-  const sf = project.createSourceFile('host.ts', tsSource);
-  const bad = project.getProgram().compilerObject.getSyntacticDiagnostics(sf.compilerNode);
-  if (bad.length) throw new Error(`host module does not parse: ${tsMorph().ts.flattenDiagnosticMessageText(bad[0]!.messageText, '\n')}`);
-  const out = project.emitToMemory();
-  const js = out.getFiles().find((f) => f.filePath.endsWith('.js'));
-  if (out.getEmitSkipped() || !js) throw new Error('TypeScript emitted no JavaScript for the host module');
-  return js.text;
+  // One self-contained module: TypeScript's single-file transpiler gives the same JavaScript as a
+  // project emit (checked) at a fraction of the cost, with its syntax diagnostics.
+  const { ts } = tsMorph();
+  const out = ts.transpileModule(tsSource, { compilerOptions: compilerOptions(), fileName: 'host.ts', reportDiagnostics: true });
+  const bad = out.diagnostics ?? [];
+  if (bad.length) throw new Error(`host module does not parse: ${ts.flattenDiagnosticMessageText(bad[0]!.messageText, '\n')}`);
+  return out.outputText;
 }
 
 function compilerOptions(): TsNamespace.CompilerOptions {
