@@ -16,10 +16,9 @@ import type { ShardPlan } from '../passes/sharding/plan.js';
 import { type GpuBuf, WebGPUBackend } from '../targets/webgpu/backend.js';
 import { acquireDevice } from '../targets/webgpu/device.js';
 import { acquireDevices, runSpmdWebGPU } from '../targets/webgpu/spmd.js';
-import { fuseHostProgram } from '../codegen/fuse.js';
-import { planMemory } from '../codegen/host/memory.js';
+import { compileHostProgram } from '../codegen/fuse.js';
 import { recordHostProgram } from '../codegen/host/record.js';
-import { scatterFeed } from '../targets/cpu/spmd.js';
+import { scatterFeeds } from '../targets/cpu/spmd.js';
 import { WebGPUMeshSession } from '../targets/webgpu/mesh-session.js';
 import { prepareGraph } from './prepared.js';
 import type { Profile, ProfileEntry } from './profile.js';
@@ -105,14 +104,10 @@ export async function benchMesh(
   opts: NodeBenchOptions,
 ): Promise<ShardcNodeResult> {
   if ((opts.engine ?? 'compiled') === 'interpretive') return benchMeshInterpretive(programs, plan, mesh, feeds, opts);
-  const globals = new Map(plan.graph.inputs.map((v) => [v.name, v]));
+  const local = scatterFeeds(programs, plan, mesh, feeds);
   const hostPrograms = programs.map((p, d) => {
-    const inputs = p.graph.inputs.flatMap((v) => {
-      const t = scatterFeed(v, feeds, globals, mesh, d);
-      return t ? [{ name: v.name, dtype: t.dtype, shape: [...t.shape] }] : [];
-    });
-    const h = planMemory(recordHostProgram(p.graph, inputs, { registry: opts.registry, device: d, mesh }));
-    return opts.fuse === false ? h : fuseHostProgram(h);
+    const inputs = [...local[d]!].map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape] }));
+    return compileHostProgram(recordHostProgram(p.graph, inputs, { registry: opts.registry, device: d, mesh }), opts.fuse);
   });
   const gpu = await acquireDevice();
   const sessions: WebGPUMeshSession[] = [];

@@ -19,8 +19,7 @@ import type { Launch } from '../codegen/kernel.js';
 import { runGraphOnBackend } from '../codegen/run-graph.js';
 import { ForwardingBackend, type GpuBuf, WebGPUBackend } from '../targets/webgpu/backend.js';
 import type { WebGPUDevice } from '../targets/webgpu/gpu-device.js';
-import { fuseHostProgram } from '../codegen/fuse.js';
-import { planMemory } from '../codegen/host/memory.js';
+import { compileHostProgram } from '../codegen/fuse.js';
 import { recordHostProgram } from '../codegen/host/record.js';
 import { PipelineCache, WebGPUSession } from '../targets/webgpu/session.js';
 import type { Profile, ProfileEntry } from './profile.js';
@@ -97,8 +96,7 @@ function prepareCompiled(graph: Graph, gpu: WebGPUDevice, opts: PrepareOptions):
     const key = JSON.stringify(inputs.map((i) => [i.name, i.dtype, i.shape]));
     let e = sessions.get(key);
     if (!e) {
-      let program = planMemory(recordHostProgram(graph, inputs, { registry: opts.registry, device: opts.device }));
-      if (opts.fuse !== false) program = fuseHostProgram(program);
+      const program = compileHostProgram(recordHostProgram(graph, inputs, { registry: opts.registry, device: opts.device }), opts.fuse);
       sessions.set(key, (e = { program }));
     }
     return e;

@@ -7,7 +7,7 @@ import type { OpRegistry } from '../ir/registry.js';
 import type { Tensor } from '../ir/tensor.js';
 import { runSpmd } from '../targets/cpu/spmd.js';
 import { runMeshOnWebGPU } from '../targets/webgpu/mesh-session.js';
-import { scatterFeed } from '../targets/cpu/spmd.js';
+import { scatterFeeds } from '../targets/cpu/spmd.js';
 import { checkHostInputs, readHostProgram } from './host-program.js';
 import { bundleShardPlan, loadBundlePrograms, readBundle } from './read.js';
 import { UserError } from '../ir/errors.js';
@@ -49,14 +49,9 @@ export function loadBundleForRun(dir: string, registry: OpRegistry): BundleRun {
       // against the device-local inputs; all logical devices share one GPUDevice.
       const hostPrograms = b.manifest.devices.every((d) => d.host) ? programs.map((p) => readHostProgram(dir, p.device)) : undefined;
       if (hostPrograms) {
-        const globals = new Map(plan.graph.inputs.map((v) => [v.name, v]));
-        programs.forEach((p, d) => {
-          const local = p.graph.inputs.flatMap((v) => {
-            const t = scatterFeed(v, feeds, globals, b.mesh, d);
-            return t ? [{ name: v.name, dtype: t.dtype, shape: t.shape }] : [];
-          });
-          checkHostInputs(hostPrograms[d]!, local, b.manifest.bindings ?? {});
-        });
+        scatterFeeds(programs, plan, b.mesh, feeds).forEach((local, d) =>
+          checkHostInputs(hostPrograms[d]!, [...local].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })), b.manifest.bindings ?? {}),
+        );
       }
       const r = await runMeshOnWebGPU(programs, b.mesh, plan, feeds, { registry, hostPrograms });
       return plan.graph.outputs.map((o) => ({ name: o.name, tensor: r.outputs.get(o.name)! }));

@@ -584,5 +584,10 @@ function compact(p: HostProgram): HostProgram {
   };
 }
 
+/** A recorded program made ready to run: fused (unless `fuse` is false; fusion re-plans memory) or only memory-planned. */
+export function compileHostProgram(recorded: HostProgram, fuse = true): HostProgram {
+  return fuse ? fuseHostProgram(recorded) : planMemory(recorded);
+}
+
 /** Dispatch steps of a program (for reports: dispatches before → after fusion). */
 export const dispatchCount = (p: HostProgram): number => p.steps.filter((s) => s.kind === 'dispatch').length;

@@ -23,7 +23,7 @@ import { type DeviceProgram, lowerPlan } from '../../src/passes/sharding/lower.j
 import { DeviceMesh } from '../../src/passes/sharding/mesh.js';
 import { createCoreShardingRules } from '../../src/passes/sharding/rules/index.js';
 import { runGraph } from '../../src/targets/cpu/interpreter.js';
-import { scatterFeed, assembleOutputs } from '../../src/targets/cpu/spmd.js';
+import { assembleOutputs, scatterFeeds } from '../../src/targets/cpu/spmd.js';
 import { compareTensors } from '../../src/verify/compare.js';
 import { randomInputs } from '../../src/verify/random-inputs.js';
 import { bertModel, gptModel, llamaModel } from '../../examples/models/transformers.js';
@@ -101,15 +101,7 @@ describe('tp=2 megatron: per-device host programs in lockstep equal the referenc
     const want = runGraph(reference, feeds, { registry });
     const mesh = DeviceMesh.parse('tp=2');
     const { programs, plan } = megatron(model, mesh);
-    const globalInputs = new Map(plan.graph.inputs.map((v) => [v.name, v]));
-    const local = programs.map((p, d) => {
-      const m = new Map<string, Tensor>();
-      for (const v of p.graph.inputs) {
-        const t = scatterFeed(v, feeds, globalInputs, mesh, d);
-        if (t) m.set(v.name, t);
-      }
-      return m;
-    });
+    const local = scatterFeeds(programs, plan, mesh, feeds);
     const hosts = programs.map((p, d) => planMemory(recordHostProgram(p.graph, shapesOf(local[d]!), { registry, device: d, mesh })));
     for (const h of hosts) {
       expectSoundPlan(h);

@@ -21,12 +21,11 @@ import { cudaHostProgram } from '../../src/bundle/cuda.js';
 import { partitionModelForTarget, shardModelFile } from '../../src/bundle/partition.js';
 import { resolveStrategy } from '../../src/bundle/strategy.js';
 import { createCoreRegistry } from '../../src/ir/ops/index.js';
-import type { Tensor } from '../../src/ir/tensor.js';
 import { loadModel } from '../../src/onnx/import.js';
 import { DeviceMesh } from '../../src/passes/sharding/mesh.js';
 import { createCoreShardingRules } from '../../src/passes/sharding/rules/index.js';
 import { runGraph } from '../../src/targets/cpu/interpreter.js';
-import { assembleOutputs, scatterFeed } from '../../src/targets/cpu/spmd.js';
+import { assembleOutputs, scatterFeeds } from '../../src/targets/cpu/spmd.js';
 import { compareTensors } from '../../src/verify/compare.js';
 import { randomInputs } from '../../src/verify/random-inputs.js';
 import { HAS_NVCC, NVCC } from '../codegen/cuda-harness.js';
@@ -126,15 +125,7 @@ describe.each(CASES)('cuda bundle of $name', (c) => {
     const reference = loadModel(path).graph;
     const feeds = randomInputs(reference, { seed: 3, dims: c.dims });
     const want = runGraph(reference, feeds, { registry });
-    const globalInputs = new Map(plan.graph.inputs.map((v) => [v.name, v]));
-    const local = programs.map((p, d) => {
-      const m = new Map<string, Tensor>();
-      for (const v of p.graph.inputs) {
-        const t = scatterFeed(v, feeds, globalInputs, mesh, d);
-        if (t) m.set(v.name, t);
-      }
-      return m;
-    });
+    const local = scatterFeeds(programs, plan, mesh, feeds);
     const work = join(dir, `shim-${c.name.replace(/[^a-z0-9]+/gi, '-')}`);
     mkdirSync(work);
     const exes = hps.map((_, d) => buildDeviceShim(bundle, d, work, dir));

@@ -214,6 +214,24 @@ export function runSpmd(programs: readonly DeviceProgram[], mesh: DeviceMesh, fe
   return { outputs: assembleOutputs(plan, perDevice, mesh), perDevice };
 }
 
+/** Every device's local feeds: each program input scattered from the GLOBAL feeds by the plan's layouts (scatterFeed). */
+export function scatterFeeds(
+  programs: readonly { graph: { inputs: readonly Value[] } }[],
+  plan: { graph: { inputs: readonly Value[] } },
+  mesh: DeviceMesh,
+  feeds: ReadonlyMap<string, Tensor>,
+): Map<string, Tensor>[] {
+  const globalInputs = new Map(plan.graph.inputs.map((v) => [v.name, v]));
+  return programs.map((p, d) => {
+    const m = new Map<string, Tensor>();
+    for (const v of p.graph.inputs) {
+      const t = scatterFeed(v, feeds, globalInputs, mesh, d);
+      if (t) m.set(v.name, t);
+    }
+    return m;
+  });
+}
+
 /**
  * Device `d`'s block of the global feed for its program input `v` (checked against the plan's
  * global shape); undefined for a missing input that is a constant. Shared with the WebGPU runtime.

@@ -25,8 +25,7 @@ import type { OpRegistry } from '../../ir/registry.js';
 import type { Tensor } from '../../ir/tensor.js';
 import { collectiveLaunches } from '../../codegen/host/collective-kernels.js';
 import { type LockstepEvent, groupCollectiveHost, lockstepSchedule } from '../../codegen/host/lockstep.js';
-import { fuseHostProgram } from '../../codegen/fuse.js';
-import { planMemory } from '../../codegen/host/memory.js';
+import { compileHostProgram } from '../../codegen/fuse.js';
 import type { CollectiveStep, HostProgram } from '../../codegen/host/program.js';
 import { DataDependentError, recordHostProgram } from '../../codegen/host/record.js';
 import type { LoweringTable } from '../../codegen/lower/index.js';
@@ -105,11 +104,6 @@ function localInputShapes(
         throw new UserError(`input shape is not static: give bindings or inputShapes to compile the mesh session`, { tensor: v.name });
       }),
   );
-}
-
-/** A recorded program made ready to run: fused (unless `fuse` is false) and memory-planned. */
-export function compileHostProgram(recorded: HostProgram, fuse = true): HostProgram {
-  return fuse ? fuseHostProgram(recorded) : planMemory(recorded);
 }
 
 export class WebGPUMeshSession {

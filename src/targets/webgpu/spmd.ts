@@ -21,7 +21,7 @@ import type { DeviceProgram } from '../../passes/sharding/lower.js';
 import type { DeviceMesh } from '../../passes/sharding/mesh.js';
 import type { ShardPlan } from '../../passes/sharding/plan.js';
 import { runCollective } from '../cpu/collectives.js';
-import { assembleOutputs, scatterFeed } from '../cpu/spmd.js';
+import { assembleOutputs, scatterFeeds } from '../cpu/spmd.js';
 import { WebGPUBackend } from './backend.js';
 import { Rendezvous, StagingBackend, collectiveRows, describeCollective, groupOf, localCollective } from './collectives.js';
 import { type WebGPUDevice, acquireDevice } from './device.js';
@@ -140,16 +140,8 @@ export async function runSpmdWebGPU(
   programs.forEach((p, d) => {
     if (p.device !== d) throw new UserError(`device program ${d} is for device ${p.device}`);
   });
-  const globalInputs = new Map(plan.graph.inputs.map((v) => [v.name, v]));
   // Local feeds (validated before any device is acquired).
-  const localFeeds = programs.map((p, d) => {
-    const m = new Map<string, Tensor>();
-    for (const v of p.graph.inputs) {
-      const t = scatterFeed(v, feeds, globalInputs, mesh, d);
-      if (t) m.set(v.name, t);
-    }
-    return m;
-  });
+  const localFeeds = scatterFeeds(programs, plan, mesh, feeds);
 
   const table = spmdLoweringTable(opts.table);
   const owned = opts.backends || opts.devices ? undefined : await acquireDevices(mesh.deviceCount);
