@@ -53,7 +53,7 @@ export { verifySharded, type ShardedVerifyOptions, type ShardedVerifyReport } fr
 // Kernel IR and host programs (ahead-of-time device programs; the generated host.ts calls a HostRuntime)
 export type { Kernel, KernelBody, Launch } from './codegen/kernel.js';
 export type { HostProgram, HostRuntime, HostStep, DispatchStep, CollectiveStep, HostBuffer, HostSlot, HostTensorRef } from './codegen/host/program.js';
-export { generateHostModule, emitHostJs } from './codegen/host/generate.js';
+export { generateHostModule, generateHostModules, type HostModuleInfo, type HostModuleText } from './codegen/host/generate.js';
 export { readHostProgram, decodeHostProgram, checkHostInputs } from './bundle/host-program.js';
 export { checkManifest, checkPlan, manifestMesh, shardPlanFromRecord } from './bundle/read.js';
 export { renderKernel as renderWgslKernel } from './codegen/wgsl/kernel.js';

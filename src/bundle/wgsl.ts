@@ -27,7 +27,7 @@
 import { createHash } from 'node:crypto';
 import { toDeviceArray } from '../codegen/device-data.js';
 import { FuseCache, fuseHostProgram } from '../codegen/fuse.js';
-import { emitHostJs, generateHostModule, kernelIdentifiers } from '../codegen/host/generate.js';
+import { generateHostModules, kernelIdentifiers } from '../codegen/host/generate.js';
 import { planMemory } from '../codegen/host/memory.js';
 import type { HostProgram, HostStep } from '../codegen/host/program.js';
 import { collectiveGroup, recordHostProgram } from '../codegen/host/record.js';
@@ -130,6 +130,7 @@ interface SharedProgram {
 export class WgslCompiler {
   private readonly fuseCache = new FuseCache();
   private readonly shared: SharedProgram[] = [];
+  private readonly keyMemo = new RecordingKeyMemo();
 
   constructor(private readonly opts: WgslCompileOptions) {}
 
@@ -145,13 +146,13 @@ export class WgslCompiler {
   files(program: DeviceProgram): Map<string, Uint8Array> {
     const hp = this.hostProgram(program);
     const { json, constants } = encodeHostProgram(hp, program.graph);
-    const ts = generateHostModule(hp, { mesh: this.opts.mesh.toString(), device: program.device, coords: program.coords.slice(), kernelsFile: DEVICE_KERNELS_FILE });
+    const host = generateHostModules(hp, { mesh: this.opts.mesh.toString(), device: program.device, coords: program.coords.slice(), kernelsFile: DEVICE_KERNELS_FILE });
     return new Map([
       [DEVICE_KERNELS_FILE, utf8(hostKernelsWgsl(hp, program.coords))],
       [HOST_PROGRAM_FILE, json],
       [HOST_CONSTANTS_FILE, constants],
-      [HOST_MODULE_FILE, utf8(ts)],
-      [HOST_JS_FILE, utf8(emitHostJs(ts))],
+      [HOST_MODULE_FILE, utf8(host.ts)],
+      [HOST_JS_FILE, utf8(host.js)],
     ]);
   }
 
@@ -182,7 +183,7 @@ export class WgslCompiler {
   /** Records and compiles `graph` for `device`, or reuses an earlier device's program (see the file header). */
   private compileShared(graph: Graph, feeds: readonly Feed[], device: number): HostProgram {
     for (const s of this.shared)
-      if (recordingKey(graph, feeds, device, this.opts.mesh, (v) => s.read.has(v.name)) === s.key) return withOwnConstants(s, graph, device);
+      if (recordingKey(graph, feeds, device, this.opts.mesh, (v) => s.read.has(v.name), this.keyMemo) === s.key) return withOwnConstants(s, graph, device);
     const use = new Map<Value, boolean>();
     const recorded = recordHostProgram(graph, feeds, { registry: this.opts.registry, device, mesh: this.opts.mesh, constantUse: use });
     const program = this.opts.fuse === false ? planMemory(recorded) : fuseHostProgram(recorded, {}, this.fuseCache);
@@ -200,7 +201,7 @@ export class WgslCompiler {
         unread.set(t, v.name);
       }
     }
-    const key = shareable ? recordingKey(graph, feeds, device, this.opts.mesh, (v) => read.has(v.name)) : undefined;
+    const key = shareable ? recordingKey(graph, feeds, device, this.opts.mesh, (v) => read.has(v.name), this.keyMemo) : undefined;
     if (key !== undefined) this.shared.push({ read, key, program, unread });
     return program;
   }
@@ -233,7 +234,25 @@ function withOwnConstants(s: SharedProgram, graph: Graph, device: number): HostP
 
 /** Exact JSON of a structure (every number spelled exactly, -0 and non-finite ones too). */
 const exactJson = (x: unknown): string =>
-  JSON.stringify(x, (_k, v: unknown) => (typeof v === 'number' && (Object.is(v, -0) || !Number.isFinite(v)) ? `#${Object.is(v, -0) ? '-0' : String(v)}` : v));
+  typeof x === 'string'
+    ? JSON.stringify(x) // the replacer only changes numbers
+    : JSON.stringify(x, (_k, v: unknown) => (typeof v === 'number' && (Object.is(v, -0) || !Number.isFinite(v)) ? `#${Object.is(v, -0) ? '-0' : String(v)}` : v));
+
+/** Collectives whose recording depends on the device's rank, not only on its group. */
+const RANK_DEPENDENT = new Set(['LocalShard', 'LocalPartial', 'Send', 'Recv']);
+
+/**
+ * Memo of the parts of recording keys that depend on one object only, for the keys of one partition's
+ * devices (which share attributes and replicated constants): the key text of an attribute (null: it
+ * has a subgraph) and of a constant's content, by object. Objects are never mutated once lowered.
+ */
+export class RecordingKeyMemo {
+  readonly attrs = new WeakMap<Attr, string | null>();
+  readonly tensors = new WeakMap<Tensor, string>();
+}
+
+/** Characters of key text hashed at once (few large updates instead of one per node). */
+const HASH_CHUNK = 1 << 16;
 
 /**
  * A key equal for two device graphs exactly when recording them gives the same program but for the
@@ -244,47 +263,72 @@ const exactJson = (x: unknown): string =>
  * LocalShard, LocalPartial, Send, Recv — also by the device). Undefined (compile on its own) for
  * graphs with subgraphs or a collective whose group cannot be resolved.
  */
-export function recordingKey(graph: Graph, feeds: readonly Feed[], device: number, mesh: DeviceMesh, byContent: (v: Value) => boolean): string | undefined {
+export function recordingKey(
+  graph: Graph,
+  feeds: readonly Feed[],
+  device: number,
+  mesh: DeviceMesh,
+  byContent: (v: Value) => boolean,
+  memo: RecordingKeyMemo = new RecordingKeyMemo(),
+): string | undefined {
   const hash = createHash('sha256');
+  let text = '';
   const ids = new Map<Value, number>();
-  const fed = new Map(feeds.map((f) => [f.name, f]));
+  const fed = new Set(feeds.map((f) => f.name));
   const tensorKey = (t: LazyTensor): string => {
     const x = t.load();
-    if (x.strings) return `s${exactJson(x.strings)}`;
-    const bytes = Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength);
-    return `${x.dtype}[${x.shape.join(',')}]${createHash('sha256').update(bytes).digest('hex')}`;
+    let key = memo.tensors.get(x);
+    if (key === undefined) {
+      if (x.strings) key = `s${exactJson(x.strings)}`;
+      else {
+        const bytes = Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength);
+        key = `${x.dtype}[${x.shape.join(',')}]${createHash('sha256').update(bytes).digest('hex')}`;
+      }
+      memo.tensors.set(x, key);
+    }
+    return key;
   };
   const valueRef = (v: Value | null): string => {
     if (!v) return '-';
     const id = ids.get(v);
     if (id !== undefined) return String(id);
-    ids.set(v, ids.size);
+    const n = ids.size;
+    ids.set(v, n);
     // First sight of a value not defined by a node: a constant (by content where read, else by type) or a fed input.
     if (v.constant && !fed.has(v.name))
-      return `${ids.size - 1}=${exactJson(v.name)}:${byContent(v) ? tensorKey(v.constant) : `${v.constant.dtype}[${v.constant.shape.join(',')}]`}`;
-    return `${ids.size - 1}=${exactJson(v.name)}`;
+      return `${n}=${JSON.stringify(v.name)}:${byContent(v) ? tensorKey(v.constant) : `${v.constant.dtype}[${v.constant.shape.join(',')}]`}`;
+    return `${n}=${JSON.stringify(v.name)}`;
   };
-  const attrKey = (a: Attr): string | undefined => {
+  const attrKey = (a: Attr): string | null => {
+    let key = memo.attrs.get(a);
+    if (key !== undefined) return key;
     switch (a.kind) {
       case 'graph':
       case 'graphs':
-        return undefined;
+        key = null;
+        break;
       case 'tensor':
-        return tensorKey(a.value);
+        key = tensorKey(a.value);
+        break;
       case 'tensors':
-        return a.value.map(tensorKey).join(';');
+        key = a.value.map(tensorKey).join(';');
+        break;
       default:
-        return `${a.kind}:${exactJson(a.value)}`;
+        key = `${a.kind}:${exactJson(a.value)}`;
     }
+    memo.attrs.set(a, key);
+    return key;
   };
-  hash.update(exactJson(feeds));
-  for (const v of graph.inputs) hash.update(`in ${valueRef(v)}\n`);
+  text += exactJson(feeds);
+  for (const v of graph.inputs) text += `in ${valueRef(v)}\n`;
   for (const node of graph.nodes) {
-    const parts = [node.domain, node.op, exactJson(node.label), node.inputs.map(valueRef).join(',')];
+    let line = `${node.domain}|${node.op}|${JSON.stringify(node.label)}|`;
+    const inputs = node.inputs;
+    for (let i = 0; i < inputs.length; i++) line += i === 0 ? valueRef(inputs[i]!) : `,${valueRef(inputs[i]!)}`;
     for (const [k, a] of node.attrs.entries()) {
       const key = attrKey(a);
-      if (key === undefined) return undefined;
-      parts.push(`${k}=${key}`);
+      if (key === null) return undefined;
+      line += `|${k}=${key}`;
     }
     if (node.domain === COLLECTIVE_DOMAIN) {
       let group: number[];
@@ -293,15 +337,20 @@ export function recordingKey(graph: Graph, feeds: readonly Feed[], device: numbe
       } catch {
         return undefined;
       }
-      parts.push(`group=${group.join(',')}`, `member=${group.includes(device)}`);
-      if (['LocalShard', 'LocalPartial', 'Send', 'Recv'].includes(node.op)) parts.push(`device=${device}`);
+      line += `|group=${group.join(',')}|member=${group.includes(device)}`;
+      if (RANK_DEPENDENT.has(node.op)) line += `|device=${device}`;
     }
     for (const o of node.outputs) {
       ids.set(o, ids.size);
-      parts.push(`${exactJson(o.name)}:${o.dtype ?? '?'}[${(o.shape ?? []).join(',')}]`);
+      line += `|${JSON.stringify(o.name)}:${o.dtype ?? '?'}[${o.shape ? o.shape.join(',') : ''}]`;
     }
-    hash.update(`${parts.join('|')}\n`);
+    text += `${line}\n`;
+    if (text.length >= HASH_CHUNK) {
+      hash.update(text);
+      text = '';
+    }
   }
-  hash.update(`out ${graph.outputs.map(valueRef).join(',')}`);
+  text += `out ${graph.outputs.map(valueRef).join(',')}`;
+  hash.update(text);
   return hash.digest('hex');
 }

@@ -8,14 +8,6 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError, VerificationError } from '../ir/errors.js';
-import { benchCommand } from './commands/bench.js';
-import { conformanceCommand } from './commands/conformance.js';
-import { demoCommand } from './commands/demo.js';
-import { explainCommand } from './commands/explain.js';
-import { inspectCommand } from './commands/inspect.js';
-import { partitionCommand } from './commands/partition.js';
-import { runCommand } from './commands/run.js';
-import { verifyCommand } from './commands/verify.js';
 import { installConfig } from './config.js';
 import { type CliContext, type CommandFactory, type CommandState, EXIT, type Output, ROOT_HELP_EXAMPLES, processOutput } from './context.js';
 
@@ -37,7 +29,25 @@ function packageVersion(root: string): string {
   }
 }
 
-export function buildProgram(ctx: CliContext, state: CommandState): Command {
+/**
+ * The commands, in help order, each loaded on demand: a command's module pulls in what it runs
+ * (the whole compiler for partition, onnxruntime-node for verify, Dawn for run --target wgsl), so
+ * `shardc partition` loads only partition's module graph — loading every command's made up a third
+ * of a small partition's time. Help and unknown commands load them all.
+ */
+const COMMANDS: readonly (readonly [string, () => Promise<CommandFactory>])[] = [
+  ['inspect', async () => (await import('./commands/inspect.js')).inspectCommand],
+  ['partition', async () => (await import('./commands/partition.js')).partitionCommand],
+  ['run', async () => (await import('./commands/run.js')).runCommand],
+  ['verify', async () => (await import('./commands/verify.js')).verifyCommand],
+  ['explain', async () => (await import('./commands/explain.js')).explainCommand],
+  ['conformance', async () => (await import('./commands/conformance.js')).conformanceCommand],
+  ['demo', async () => (await import('./commands/demo.js')).demoCommand],
+  ['bench', async () => (await import('./commands/bench.js')).benchCommand],
+];
+
+/** The command line, with every command, or only `only` when it names one (what main() runs). */
+export async function buildProgram(ctx: CliContext, state: CommandState, only?: string): Promise<Command> {
   const program = new Command('shardc')
     .description('ONNX models → sharded per-device programs (import, inspect, run, verify, conformance)')
     .version(packageVersion(ctx.packageRoot), '-V, --version')
@@ -53,16 +63,8 @@ export function buildProgram(ctx: CliContext, state: CommandState): Command {
       },
     });
   installConfig(program, () => ctx.cwd ?? process.cwd());
-  const factories: CommandFactory[] = [
-    inspectCommand,
-    partitionCommand,
-    runCommand,
-    verifyCommand,
-    explainCommand,
-    conformanceCommand,
-    demoCommand,
-    benchCommand,
-  ];
+  const wanted = COMMANDS.some(([name]) => name === only) ? COMMANDS.filter(([name]) => name === only) : COMMANDS;
+  const factories = await Promise.all(wanted.map(([, load]) => load()));
   for (const make of factories) {
     const cmd = make(ctx, state).exitOverride();
     cmd.configureOutput(program.configureOutput());
@@ -81,7 +83,8 @@ export async function main(argv: string[], opts: MainOptions): Promise<number> {
   const state: CommandState = { code: EXIT.ok };
   const debug = argv.includes('--debug');
   try {
-    const program = buildProgram(ctx, state);
+    // The command is the first argument that is not a root option (--debug, --help, --version).
+    const program = await buildProgram(ctx, state, argv.find((a) => !a.startsWith('-')));
     if (argv.length === 0) {
       ctx.stderr.write(program.helpInformation());
       return EXIT.user;

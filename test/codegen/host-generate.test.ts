@@ -5,7 +5,7 @@
  * type-checks against the HostRuntime types, and its comments and strings stay closed).
  */
 import { f32, i32, load, max, param, variable, add, mul } from '../../src/codegen/expr.js';
-import { emitHostJs, generateHostModule } from '../../src/codegen/host/generate.js';
+import { generateHostModule } from '../../src/codegen/host/generate.js';
 import { HOST_PROGRAM_FORMAT, type HostBuffer, type HostProgram, type HostStep } from '../../src/codegen/host/program.js';
 import { makeKernel } from '../../src/codegen/kernel.js';
 import { Tensor } from '../../src/ir/tensor.js';
@@ -20,11 +20,11 @@ import { lowerPlan } from '../../src/passes/sharding/lower.js';
 import { DeviceMesh } from '../../src/passes/sharding/mesh.js';
 import { createCoreShardingRules } from '../../src/passes/sharding/rules/index.js';
 import { runGraph } from '../../src/targets/cpu/interpreter.js';
-import { assembleOutputs, scatterFeed } from '../../src/targets/cpu/spmd.js';
+import { assembleOutputs, scatterFeeds } from '../../src/targets/cpu/spmd.js';
 import { compareTensors } from '../../src/verify/compare.js';
 import { randomInputs } from '../../src/verify/random-inputs.js';
 import { gptModel, llamaModel } from '../../examples/models/transformers.js';
-import { cpuHostRuntimes, hostModuleDiagnostics, loadHostModule, recordingRuntime, runHostModuleInNode } from './host-helpers.js';
+import { cpuHostRuntimes, hostJs, hostModuleDiagnostics, loadHostModule, recordingRuntime, runHostModuleInNode } from './host-helpers.js';
 
 const i = variable('i');
 
@@ -136,7 +136,7 @@ describe('generateHostModule', () => {
 
   it('its JavaScript imports nothing and makes exactly the program steps, in order', async () => {
     const p = smallProgram();
-    const js = emitHostJs(generateHostModule(p, INFO));
+    const js = hostJs(p, INFO);
     expect(js).not.toMatch(/^\s*import\b/m);
     expect(js).toMatch(/^\/\*\*\n \* shardc host program for device 1 \(coordinates 1\) of mesh "tp=2"\./);
     const m = loadHostModule(js);
@@ -154,7 +154,7 @@ describe('generateHostModule', () => {
 
   it('a recorded call sequence differs when the program does (the check can fail)', async () => {
     const p = smallProgram();
-    const m = loadHostModule(emitHostJs(generateHostModule(p, INFO)));
+    const m = loadHostModule(hostJs(p, INFO));
     const { rt, calls } = recordingRuntime();
     await m.run(rt);
     const other = smallProgram();
@@ -164,7 +164,8 @@ describe('generateHostModule', () => {
 
   it('hostile names stay inside comments and strings; the module type-checks and runs', async () => {
     const p = hostileProgram();
-    const ts = generateHostModule(p, { mesh: 'tp=2 */ evil', device: 0, coords: [0], kernelsFile: 'k*/.wgsl' });
+    const hostile = { mesh: 'tp=2 */ evil', device: 0, coords: [0], kernelsFile: 'k*/.wgsl' };
+    const ts = generateHostModule(p, hostile);
     if (process.env.SHARDC_SHOW_HOST) console.log(ts);
     expect(generateHostModule(hostileProgram(), { mesh: 'tp=2 */ evil', device: 0, coords: [0], kernelsFile: 'k*/.wgsl' })).toBe(ts);
     expect(ts).not.toMatch(/[\u2028\u2029\u0085\r]/);
@@ -177,7 +178,7 @@ describe('generateHostModule', () => {
     expect(shape.runStatements).toBe(p.steps.length);
     for (const c of shape.comments) expect(c).toMatch(/^(\/\/ [^\n]*|\/\*\*[^]*\*\/)$/);
     for (const c of shape.comments.filter((c) => c.startsWith('/**'))) expect(c.indexOf('*/')).toBe(c.length - 2);
-    const js = emitHostJs(ts);
+    const js = hostJs(p, hostile);
     const m = loadHostModule(js);
     // Names differing only by punctuation get different identifiers; keywords and __proto__ are renamed.
     const ids = Object.keys(m.buffers);
@@ -194,6 +195,16 @@ describe('generateHostModule', () => {
     // JSON loses -0; everything else survives the trip through a child Node process.
     const json = JSON.parse(JSON.stringify(p.steps)) as unknown[];
     expect(runHostModuleInNode(js)).toEqual(json);
+  });
+
+  it('an empty program (no buffers, kernels or steps) prints as TypeScript emits it, and runs', async () => {
+    const p: HostProgram = { ...smallProgram(), buffers: [], kernels: [], steps: [], slots: [] };
+    expect(hostModuleDiagnostics(generateHostModule(p, INFO))).toEqual([]);
+    const m = loadHostModule(hostJs(p, INFO));
+    expect(m.buffers).toEqual({});
+    const { rt, calls } = recordingRuntime();
+    await m.run(rt);
+    expect(calls).toEqual([]);
   });
 
   it('rejects a step that names a buffer or kernel the program does not have (a bug, not a user error)', () => {
@@ -219,19 +230,11 @@ describe('generated modules of tp=2 megatron device programs', () => {
     const rules = createCoreShardingRules();
     const plan = shardGraph(importModel(models[model]!(), { file: `${model}.onnx` }).graph, mesh, { strategy: 'megatron', registry, rules, bindings });
     const programs = lowerPlan(plan, { registry, rules });
-    const globalInputs = new Map(plan.graph.inputs.map((v) => [v.name, v]));
-    const local = programs.map((dp, d) => {
-      const m = new Map<string, Tensor>();
-      for (const v of dp.graph.inputs) {
-        const t = scatterFeed(v, feeds, globalInputs, mesh, d);
-        if (t) m.set(v.name, t);
-      }
-      return m;
-    });
+    const local = scatterFeeds(programs, plan, mesh, feeds);
     const hosts = programs.map((dp, d) =>
       planMemory(recordHostProgram(dp.graph, [...local[d]!].map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape] })), { registry, device: d, mesh })),
     );
-    const modules = hosts.map((h, d) => loadHostModule(emitHostJs(generateHostModule(h, { mesh: 'tp=2', device: d, coords: programs[d]!.coords, kernelsFile: 'kernels.wgsl' }))));
+    const modules = hosts.map((h, d) => loadHostModule(hostJs(h, { mesh: 'tp=2', device: d, coords: programs[d]!.coords, kernelsFile: 'kernels.wgsl' })));
 
     for (const [d, m] of modules.entries()) {
       const { rt, calls } = recordingRuntime();

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { transformSync } from 'esbuild';
 import { Project, ts } from 'ts-morph';
 import { CpuHostMachine } from '../../src/codegen/host/cpu-run.js';
+import { generateHostModules, type HostModuleInfo } from '../../src/codegen/host/generate.js';
 import { groupCollectiveHost, isLocalCollective, localCollectiveHost } from '../../src/codegen/host/lockstep.js';
 import type { CollectiveStep, HostProgram, HostRuntime, HostStep } from '../../src/codegen/host/program.js';
 import type { Tensor } from '../../src/ir/tensor.js';
@@ -64,6 +65,24 @@ export function runHostModuleInNode(js: string): unknown[] {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * host.js for a program as shardc writes it (generateHostModules), checked against the TypeScript
+ * compiler: it must equal `ts.transpileModule` of the host.ts written beside it, byte for byte, and
+ * that must report no syntax errors. The printer in generate.ts replaced that emit; this keeps the
+ * compiler the judge of both texts.
+ */
+export function hostJs(p: HostProgram, info: HostModuleInfo): string {
+  const { ts: source, js } = generateHostModules(p, info);
+  const emitted = ts.transpileModule(source, {
+    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ES2022, noLib: true, noResolve: true, types: [], newLine: ts.NewLineKind.LineFeed },
+    fileName: 'host.ts',
+    reportDiagnostics: true,
+  });
+  if (emitted.diagnostics?.length) throw new Error(`host.ts does not parse: ${ts.flattenDiagnosticMessageText(emitted.diagnostics[0]!.messageText, '\n')}`);
+  if (js !== emitted.outputText) throw new Error(`host.js differs from TypeScript's emit of host.ts:\n--- printed\n${js}\n--- emitted\n${emitted.outputText}`);
+  return js;
 }
 
 /**

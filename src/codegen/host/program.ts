@@ -9,7 +9,7 @@
  * It is plain data (JSON-able apart from constant tensors, which a bundle stores in its
  * safetensors shard): `record.ts` builds it from a device graph, `runtime` executors run it
  * (src/targets/webgpu/session.ts on WebGPU, the kernel-IR CPU executor for checks), and
- * `generate.ts` renders it as a readable TypeScript module (device-<r>/host.ts, via ts-morph)
+ * `generate.ts` renders it as a readable TypeScript module (device-<r>/host.ts and host.js)
  * that makes the same calls on a `HostRuntime`.
  */
 import type { DType } from '../../ir/dtype.js';
