@@ -13,8 +13,8 @@ export interface CliResult {
 }
 
 export function requireBuild(): void {
-  if (!existsSync(join(PACKAGE_ROOT, 'dist', 'cli', 'main.js')))
-    throw new Error('dist/cli/main.js is missing: run `npm run build` first (`npm test` does)');
+  if (!existsSync(join(PACKAGE_ROOT, 'dist', 'cli-bundle', 'main.js')))
+    throw new Error('dist/cli-bundle/main.js is missing: run `npm run build` first (`npm test` does)');
 }
 
 export function shardc(...args: string[]): CliResult {
