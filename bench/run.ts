@@ -1,4 +1,4 @@
-/** `npm run bench`: runs every benchmark in bench/ in turn (each prints its own figures). */
+/** `npm run bench`: runs every benchmark in bench/ in turn (each prints its own figures); helpers live in bench/lib/. */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -7,46 +7,28 @@
  * speed-up. A profiled extra run per mesh gives the time in collectives. Figures only.
  *   npx tsx bench/webgpu-tp.ts [--runs 5] [--warmup 2] [--sequence 64] [--engine interpretive] [--no-fuse]
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { gptModel } from '../examples/models/transformers.js';
-import { GPT_BENCH, GPT_BENCH_LABEL } from '../src/bench/models.js';
+import { GPT_BENCH_LABEL } from '../src/bench/models.js';
 import { benchModel } from '../src/bench/run.js';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+import { PACKAGE_ROOT, webgpuBenchFlags, withGptBenchModel } from './lib/webgpu-bench.js';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      runs: { type: 'string', default: '5' },
-      warmup: { type: 'string', default: '2' },
-      sequence: { type: 'string', default: '64' },
-      engine: { type: 'string', default: 'compiled' },
-      'no-fuse': { type: 'boolean', default: false },
-    },
-  });
-  const dir = mkdtempSync(join(tmpdir(), 'shardc-bench-tp-'));
-  try {
-    const file = join(dir, 'gpt-l4-h256.onnx');
-    writeFileSync(file, gptModel({ ...GPT_BENCH }).encode());
-    console.log(`${GPT_BENCH_LABEL}, batch 1, sequence ${values.sequence}; megatron on one adapter`);
+  const flags = webgpuBenchFlags();
+  await withGptBenchModel(async (file) => {
+    console.log(`${GPT_BENCH_LABEL}, batch 1, sequence ${flags.sequence}; megatron on one adapter`);
     let base: number | undefined;
     for (const tp of [1, 2, 4]) {
       const { report, profile } = await benchModel({
-        packageRoot: root,
+        packageRoot: PACKAGE_ROOT,
         model: file,
         browser: false,
         mesh: `tp=${tp}`,
         strategy: tp > 1 ? 'megatron' : undefined,
-        dims: { batch: 1, sequence: Number(values.sequence) },
-        warmup: Number(values.warmup),
-        runs: Number(values.runs),
+        dims: { batch: 1, sequence: flags.sequence },
+        warmup: flags.warmup,
+        runs: flags.runs,
         profile: true,
-        engine: values.engine as 'compiled' | 'interpretive',
-        fuse: !values['no-fuse'],
+        engine: flags.engine,
+        fuse: flags.fuse,
       });
       base ??= report.shardcMs;
       const entries = profile?.entries ?? [];
@@ -71,9 +53,7 @@ async function main(): Promise<void> {
           `${(line.profiledCollectiveShare * 100).toFixed(1)}% of the profiled step time in collectives; agrees with the CPU runtime: ${report.agree}`,
       );
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 await main();

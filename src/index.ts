@@ -69,6 +69,8 @@ export * from './api/index.js';
 export { renderReportHtml, opGraphView, layoutOpGraph } from './bundle/report-html/index.js';
 export { buildReportView, type ReportView, type ReportProfile } from './bundle/report.js';
 // Hardware descriptions and the cost model
-export { loadHardware, parseHardware, meshWithHardware, axisLinks, type Hardware } from './hardware/hardware.js';
+export { loadHardware, parseHardware, meshWithHardware, axisLinks, hardwareJson, type Hardware } from './hardware/hardware.js';
+export { calibratedHardware, fitFigures, type CalibrationSamples, type CalibrationFigures } from './hardware/calibrate.js';
+export { calibrate, type CalibrateOptions, type CalibrationResult } from './bench/calibrate.js';
 export { collectiveSeconds, opSeconds, deviceCost, planDeviceCosts } from './passes/sharding/cost.js';
 export * from './passes/schedule/index.js';

@@ -13,8 +13,10 @@
  *       "name": "H100 SXM5 80GB",
  *       "memoryBytes": 85899345920,                 memory per device
  *       "memoryBandwidth": 3.35e12,                 bytes/s between the device and its memory
- *       "peakFlops": { "float32": 6.7e13, "float16": 9.89e14, ... }   dense, per dtype; a dtype
+ *       "peakFlops": { "float32": 6.7e13, "float16": 9.89e14, ... },  dense, per dtype; a dtype
  *                                                   not listed uses "float32"'s (which is required)
+ *       "launchLatency": 5e-6                       (optional) seconds one more kernel launch adds
+ *                                                   to a run (dispatch overhead)
  *     },
  *     "links": [                                    (required, innermost first) the interconnect:
  *       { "name": "nvlink", "kind": "nvlink", "bandwidth": 4.5e11, "latency": 3e-6, "groupSize": 8 },
@@ -24,7 +26,13 @@
  *                                                   groupSize: devices that share this link (an
  *                                                   island of consecutive device ids); the last
  *                                                   link may omit it (it joins every device).
- *     "axes": { "dp": "ib" }                        (optional) a mesh axis name → a link name
+ *     "axes": { "dp": "ib" },                       (optional) a mesh axis name → a link name
+ *     "calibrated": {                               (optional) written by `shardc bench --calibrate`:
+ *       "target": "wgsl", "adapter": "...",         what was measured, on what,
+ *       "notes": ["..."],                           how each figure was obtained (which path),
+ *       "samples": { "matmulFlops": [[x, seconds], ...], ... }   the medians the figures were
+ *     }                                             fitted to (x: flops, bytes or launches; see
+ *                                                   src/hardware/calibrate.ts)
  *   }
  * kind is one of nvlink, pcie, network, host (host-staged copies: WebGPU adapters), shared (logical
  * devices on one adapter). Mapping mesh axes onto links (mapMeshToHardware): devices are numbered
@@ -32,6 +40,8 @@
  * devices where stride is the product of the sizes of the axes after it. An axis takes the
  * innermost link whose groupSize holds that span (so `tp` placed last lands inside an NVLink island)
  * unless `axes` names its link. A mesh with more devices than the file describes is refused.
+ * `hardwareDocument` / `hardwareJson` give the JSON document of a Hardware back (fixed key order:
+ * the same file for the same figures), which `shardc bench --calibrate` writes.
  */
 import { readFileSync } from 'node:fs';
 import { UserError } from '../ir/errors.js';
@@ -46,6 +56,8 @@ export interface DeviceSpec {
   memoryBandwidth: number;
   /** Peak dense flop/s per dtype name; `float32` is always present. */
   peakFlops: Record<string, number>;
+  /** Seconds one more kernel launch adds to a run (per-dispatch overhead), when known. */
+  launchLatency?: number;
 }
 
 export interface LinkSpec {
@@ -57,6 +69,18 @@ export interface LinkSpec {
   groupSize?: number;
 }
 
+/** Provenance of a measured hardware file (`shardc bench --calibrate`); no dates, so the file is a function of the measurements. */
+export interface Calibration {
+  /** The measured target: 'wgsl' (WebGPU) or 'cpu' (the CPU runtime). */
+  target: string;
+  /** The adapter or processor, in words. */
+  adapter: string;
+  /** How each figure was obtained, one line each (which path a link figure measured). */
+  notes: string[];
+  /** Per probe, the [x, median seconds] pairs the figures were fitted to (x: flops, bytes, launches). */
+  samples: Record<string, [number, number][]>;
+}
+
 export interface Hardware {
   name: string;
   source: string;
@@ -64,6 +88,7 @@ export interface Hardware {
   device: DeviceSpec;
   links: LinkSpec[];
   axes: Record<string, string>;
+  calibrated?: Calibration;
   /** The file it was read from (for messages), when read from a file. */
   file?: string;
 }
@@ -99,7 +124,7 @@ export function parseHardware(doc: unknown, file = '<hardware>'): Hardware {
   const int = (v: unknown, field: string): number => (Number.isInteger(v) && (v as number) >= 1 ? (v as number) : fail(field, `must be an integer ≥ 1, got ${JSON.stringify(v)}`));
 
   const top = obj(doc, '(top level)');
-  const known = new Set(['name', 'source', 'devices', 'device', 'links', 'axes']);
+  const known = new Set(['name', 'source', 'devices', 'device', 'links', 'axes', 'calibrated']);
   for (const k of Object.keys(top).sort()) if (!known.has(k)) fail(k, `unknown field (expected ${[...known].join(', ')})`);
   const name = str(top.name, 'name');
   const source = str(top.source, 'source');
@@ -115,6 +140,7 @@ export function parseHardware(doc: unknown, file = '<hardware>'): Hardware {
     memoryBandwidth: pos(d.memoryBandwidth, 'device.memoryBandwidth'),
     peakFlops,
   };
+  if (d.launchLatency !== undefined) device.launchLatency = nonneg(d.launchLatency, 'device.launchLatency');
   if (!Array.isArray(top.links)) fail('links', 'must be an array (innermost link first)');
   const linksDoc = top.links as unknown[];
   if (linksDoc.length === 0 && devices > 1) fail('links', 'must list at least one link when there is more than one device');
@@ -143,7 +169,49 @@ export function parseHardware(doc: unknown, file = '<hardware>'): Hardware {
       axes[k] = link;
     }
   }
-  return { name, source, devices, device, links, axes };
+  const hw: Hardware = { name, source, devices, device, links, axes };
+  if (top.calibrated !== undefined) {
+    const c = obj(top.calibrated, 'calibrated');
+    const notes = Array.isArray(c.notes) ? c.notes.map((n, i) => str(n, `calibrated.notes[${i}]`)) : fail('calibrated.notes', 'must be an array of strings');
+    const samplesDoc = obj(c.samples, 'calibrated.samples');
+    const samples: Record<string, [number, number][]> = {};
+    for (const k of Object.keys(samplesDoc).sort()) {
+      const list = samplesDoc[k];
+      if (!Array.isArray(list)) fail(`calibrated.samples.${k}`, 'must be an array of [x, seconds] pairs');
+      samples[k] = (list as unknown[]).map((pair, i) => {
+        const f = `calibrated.samples.${k}[${i}]`;
+        if (!Array.isArray(pair) || pair.length !== 2) fail(f, 'must be an [x, seconds] pair');
+        const [x, t] = pair as unknown[];
+        return [nonneg(x, `${f}[0]`), nonneg(t, `${f}[1]`)];
+      });
+    }
+    hw.calibrated = { target: str(c.target, 'calibrated.target'), adapter: str(c.adapter, 'calibrated.adapter'), notes, samples };
+  }
+  return hw;
+}
+
+/** The JSON document of `hw` (what parseHardware reads back to the same value), keys in schema order. */
+export function hardwareDocument(hw: Hardware): Record<string, unknown> {
+  const d = hw.device;
+  const device = { name: d.name, memoryBytes: d.memoryBytes, memoryBandwidth: d.memoryBandwidth, peakFlops: d.peakFlops, ...(d.launchLatency !== undefined ? { launchLatency: d.launchLatency } : {}) };
+  const links = hw.links.map((l) => ({ name: l.name, kind: l.kind, bandwidth: l.bandwidth, latency: l.latency, ...(l.groupSize !== undefined ? { groupSize: l.groupSize } : {}) }));
+  const c = hw.calibrated;
+  return {
+    name: hw.name,
+    source: hw.source,
+    devices: hw.devices,
+    device,
+    links,
+    ...(Object.keys(hw.axes).length ? { axes: hw.axes } : {}),
+    ...(c ? { calibrated: { target: c.target, adapter: c.adapter, notes: c.notes, samples: Object.fromEntries(Object.keys(c.samples).sort().map((k) => [k, c.samples[k]])) } } : {}),
+  };
+}
+
+/** The hardware file's text: hardwareDocument, two-space indented, each [x, seconds] sample pair on one line. */
+export function hardwareJson(hw: Hardware): string {
+  const text = JSON.stringify(hardwareDocument(hw), null, 2);
+  // Only what stringify itself broke over lines (a string holds no raw newline).
+  return text.replace(/\[\n\s*(-?[\d.e+-]+),\n\s*(-?[\d.e+-]+)\n\s*\]/g, '[$1, $2]') + '\n';
 }
 
 /** Peak flop/s of the device for a dtype (float32's where the dtype is not listed). */

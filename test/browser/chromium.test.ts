@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { buildBrowserBundle, serveBrowserDemo } from '../../examples/browser/server.js';
+import { CHROMIUM_WEBGPU_FLAGS, DEFAULT_CHROMIUM } from '../../src/bench/browser.js';
 import { createCoreRegistry } from '../../src/ir/ops/index.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { loadModel } from '../../src/onnx/import.js';
@@ -20,21 +21,10 @@ import { compareTensors } from '../../src/verify/compare.js';
 import { randomInputs } from '../../src/verify/random-inputs.js';
 
 const ROOT = resolve(__dirname, '..', '..');
-const CHROMIUM = '/usr/bin/chromium';
-/** The flags that give headless Chromium a WebGPU adapter without a GPU (also in DEVELOPERS.md). */
-const CHROMIUM_WEBGPU_FLAGS = [
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-vulkan=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-gpu-sandbox',
-];
 
 describe('browser entry on WebGPU in headless Chromium', () => {
   it('has Debian chromium to drive', () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium libvulkan1 (as root)`);
+    if (!existsSync(DEFAULT_CHROMIUM)) throw new Error(`${DEFAULT_CHROMIUM} is missing: apt-get install chromium libvulkan1 (as root)`);
   });
 
   let server: Server | undefined;
@@ -48,7 +38,7 @@ describe('browser entry on WebGPU in headless Chromium', () => {
     stubbed = bundle.stubbed;
     ({ server, url } = await serveBrowserDemo(ROOT, bundle.code));
     userDir = mkdtempSync(join(tmpdir(), 'shardc-chromium-'));
-    context = await chromium.launchPersistentContext(userDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_WEBGPU_FLAGS });
+    context = await chromium.launchPersistentContext(userDir, { executablePath: DEFAULT_CHROMIUM, headless: true, args: CHROMIUM_WEBGPU_FLAGS });
   }, 30000);
 
   afterAll(async () => {

@@ -27,7 +27,7 @@ import { createCoreShardingRules } from '../../src/passes/sharding/rules/index.j
 import { runGraph } from '../../src/targets/cpu/interpreter.js';
 import { type WebGPUDevice, acquireDevice } from '../../src/targets/webgpu/device.js';
 import { WebGPUSession } from '../../src/targets/webgpu/session.js';
-import { assembleOutputs, scatterFeed } from '../../src/targets/cpu/spmd.js';
+import { assembleOutputs, scatterFeeds } from '../../src/targets/cpu/spmd.js';
 import { compareTensors } from '../../src/verify/compare.js';
 import { randomInputs } from '../../src/verify/random-inputs.js';
 import { bertModel, gptModel, llamaModel } from '../../examples/models/transformers.js';
@@ -391,15 +391,7 @@ describe('example transformers: fused host programs equal the reference runtime'
     const rules = createCoreShardingRules();
     const plan = shardGraph(importModel(models[model]!(), { file: `${model}.onnx` }).graph, mesh, { strategy: 'megatron', registry, rules, bindings });
     const programs = lowerPlan(plan, { registry, rules });
-    const globalInputs = new Map(plan.graph.inputs.map((v) => [v.name, v]));
-    const local = programs.map((prog, d) => {
-      const m = new Map<string, Tensor>();
-      for (const v of prog.graph.inputs) {
-        const t = scatterFeed(v, feeds, globalInputs, mesh, d);
-        if (t) m.set(v.name, t);
-      }
-      return m;
-    });
+    const local = scatterFeeds(programs, plan, mesh, feeds);
     const hosts = programs.map((prog, d) => planMemory(recordHostProgram(prog.graph, shapesOf(local[d]!), { registry, device: d, mesh })));
     const fused = hosts.map((h) => fuseHostProgram(h));
     counts.push(`${model} tp=2 device 0: ${dispatchCount(hosts[0]!)} → ${dispatchCount(fused[0]!)}`);

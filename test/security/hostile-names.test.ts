@@ -37,7 +37,7 @@ import { readTensorFile, writeTensorFile } from '../../src/onnx/tensor-file.js';
 import { DeviceMesh } from '../../src/passes/sharding/mesh.js';
 import { createCoreShardingRules } from '../../src/passes/sharding/rules/index.js';
 import { runGraph } from '../../src/targets/cpu/interpreter.js';
-import { assembleOutputs, scatterFeed } from '../../src/targets/cpu/spmd.js';
+import { assembleOutputs, scatterFeed, scatterFeeds } from '../../src/targets/cpu/spmd.js';
 import { acquireDevice, type WebGPUDevice } from '../../src/targets/webgpu/device.js';
 import { compareTensors } from '../../src/verify/compare.js';
 import { cli } from '../bundle/cli-helper.js';
@@ -311,15 +311,7 @@ describe.each(MESHES)('at %s', (mesh) => {
       const { plan, programs } = shardModelFile(model, { mesh: m, strategy: resolveStrategy('megatron'), bindings: {}, registry, rules });
       const hps = programs.map((p) => cudaHostProgram(p, { registry, mesh: m, bindings: {} }));
       const feeds = new Map([[N.x, X]]);
-      const globals = new Map(plan.graph.inputs.map((v) => [v.name, v]));
-      const local = programs.map((p, d) => {
-        const l = new Map<string, Tensor>();
-        for (const v of p.graph.inputs) {
-          const t = scatterFeed(v, feeds, globals, m, d);
-          if (t) l.set(v.name, t);
-        }
-        return l;
-      });
+      const local = scatterFeeds(programs, plan, m, feeds);
       const work = join(tmp, `shim-${mesh.replace('=', '')}`);
       mkdirSync(work);
       const exes = hps.map((_, d) => buildDeviceShim(dir, d, work));
