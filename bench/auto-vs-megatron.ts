@@ -6,8 +6,11 @@
  * auto: the presets and the layout search included), and the layout search's MILP (strategies/auto.ts,
  * search/*): its size (variables, constraints over all mesh axes), the HiGHS solver's time, its
  * status, its plan's estimated cost against megatron's (planCost) and whether its collectives are
- * megatron's. Goal: auto's estimated time ≤ megatron's. Figures only.
- *   npx tsx bench/auto-vs-megatron.ts [--hardware examples/hardware/h100-8x-nvlink.json] [--dim batch=1,sequence=16] [--runs 3]
+ * megatron's. Goal: auto's estimated time ≤ megatron's. Figures only. auto runs the layout search
+ * (its default) and the bench prints, per case, what the search found by itself (before auto's
+ * SEARCH_MARGIN keeps a preset it ties with); --presets-only runs auto without it (`search: false`).
+ * The solver's time includes, in the first case, starting its worker and compiling its wasm.
+ *   npx tsx bench/auto-vs-megatron.ts [--presets-only] [--hardware examples/hardware/h100-8x-nvlink.json] [--dim batch=1,sequence=16] [--runs 3]
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +49,7 @@ function main(): void {
       hardware: { type: 'string', default: join(root, 'examples/hardware/h100-8x-nvlink.json') },
       dim: { type: 'string', default: 'batch=1,sequence=16' },
       runs: { type: 'string', default: '1' },
+      'presets-only': { type: 'boolean', default: false },
     },
   });
   const hw = loadHardware(String(values.hardware));
@@ -66,7 +70,7 @@ function main(): void {
         try {
           for (let i = 0; i < runs; i++) {
             const t0 = performance.now();
-            m = shardModelFile(join(root, file), { mesh, strategy: resolveStrategy(strategy), bindings, registry, rules, cost });
+            m = shardModelFile(join(root, file), { mesh, strategy: resolveStrategy(strategy), bindings, registry, rules, cost, search: values['presets-only'] === true ? false : undefined });
             times.push(performance.now() - t0);
           }
         } catch (e) {
@@ -113,7 +117,8 @@ function searchLine(c: AutoChoiceDetail | undefined): string | undefined {
   if (!s) return undefined;
   const megatron = c.candidates.find((x) => x.strategy.startsWith('megatron'))?.cost?.total;
   const ratio = s.cost && megatron ? ` cost/megatron ${(s.cost.total / megatron).toFixed(5)}` : '';
-  return `search: ${s.status}, ${s.variables} variables, ${s.constraints} constraints, solver ${s.solveMs.toFixed(0)} ms;${ratio}; same collectives as ${s.sameAs ?? '(no preset)'}${s.note ? `; ${s.note}` : ''}`;
+  const same = s.sameAs ? `same collectives as ${s.sameAs}` : s.equivalentTo ? `collectives equivalent to ${s.equivalentTo} (same kinds, bytes, order; other tensors)` : 'collectives unlike any preset';
+  return `search alone: ${s.status}, ${s.variables} variables, ${s.constraints} constraints, solver ${s.solveMs.toFixed(0)} ms;${ratio}; ${same}${s.note ? `; ${s.note}` : ''}`;
 }
 
 main();

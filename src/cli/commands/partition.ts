@@ -6,7 +6,7 @@
  * SHA-256 of its manifest (which covers every file), or with --json one document
  * {bundle, manifestSha256, devices, collectives}. Bad input exits 1 and writes nothing.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { partitionModelForTarget } from '../../bundle/partition.js';
@@ -27,6 +27,7 @@ interface PartitionCliOptions {
   memoryLimit?: string;
   /** false with --no-weights (commander's negated option). */
   weights?: boolean;
+  /** false with --no-search; undefined: auto's default (the search on). */
   search?: boolean;
 }
 
@@ -62,7 +63,9 @@ export function partitionCommand(ctx: CliContext, _state: CommandState): Command
     .option('--hardware <file>', 'hardware file (examples/hardware/*.json): link bandwidths per mesh axis, per-device time estimates in report.json, default memory limit')
     .option('--memory-limit <bytes>', 'per-device memory limit, e.g. 80GiB or 85899345920 (default: the hardware file\'s device memory)')
     .option('--no-weights', 'read and write no weight: plan, schedule, reports and (wgsl) kernels only')
-    .option('--search', 'with --strategy auto: also search layouts with an integer program (highs solver; seconds per mesh axis)')
+    .option('--no-search', 'with --strategy auto: presets only, without the layout search (an integer program per mesh axis, highs solver; on by default)')
+    // --search was needed before the search became auto's default; still accepted, so scripts keep working.
+    .addOption(new Option('--search').hideHelp())
     .action(async (modelPath: string, opts: PartitionCliOptions, command: Command) => {
       const level = verbosity(command);
       const started = performance.now();

@@ -162,6 +162,9 @@ export function shardGraph(graph: Graph, mesh: DeviceMesh, opts: ShardOptions): 
   if (staged?.some((p) => p.preset.mpmd)) return shardPipeline(graph, mesh, opts, staged, (o) => shardGraph(graph, mesh, o));
   const bindings = { ...(opts.bindings ?? {}) };
   checkBound(graph, bindings);
+  // auto plans copies of the graph as it is (each binds and runs the passes, so that a pipeline
+  // candidate still sees the symbolic batch it splits into micro-batches; strategies/auto.ts).
+  if (opts.strategy === 'auto') return planAuto(graph, mesh, { ...opts, bindings }, shardGraph);
   (opts.pipeline ?? defaultPipeline)({ registry: opts.registry, bindings }).run(graph);
   checkStatic(graph);
 
@@ -171,9 +174,6 @@ export function shardGraph(graph: Graph, mesh: DeviceMesh, opts: ShardOptions): 
     const file = opts.strategy === 'spec' ? opts.specFile : opts.strategy;
     if (!file) throw new UserError('strategy spec needs a spec file');
     resolved = { spec: specSeeds(readSpecFile(file), graph, mesh) };
-  } else if (opts.strategy === 'auto') {
-    // Presets and the layout search, each planned on a copy; the chosen one again on the graph (strategies/auto.ts).
-    return planAuto(graph, mesh, { ...opts, bindings }, shardGraph);
   } else {
     resolved = { presets: assignPresets(opts.strategy, mesh) };
   }

@@ -1,27 +1,43 @@
 /**
  * The layout search of ONE mesh axis as a mixed-integer linear program (solved by highs.ts).
  *
- * Variables (all binary unless said):
- *   x[n,c]   node n runs its candidate c (the sharding rules' rows plus all-R, units realised as
- *            propagation realises them); Σ_c x[n,c] = 1.
+ * Candidates: every node's candidates (the sharding rules' rows plus all-R, units realised as
+ * propagation realises them), restricted by pins and then by divide.ts: heavy ops (MatMul, Gemm,
+ * Conv, attention) whose work divides cleanly over the axis may not run replicated, and on a
+ * model-parallel axis (tp) they divide by their weights (Alpa's rule; see divide.ts for why and
+ * where it stops).
+ *
+ * Variables (binary unless said):
+ *   x[n,c]   node n runs its candidate c; Σ_c x[n,c] = 1.
  *   y[v,p]   graph input v is fed in placement p (R or one a consumer wants; a fed input is sliced
- *            for free); Σ_p y[v,p] = 1. A node output's placement is the sum of its producer's x
- *            over the candidates that output p (no variable).
- *   t[v,w]   some consumer reads v in placement w: t[v,w] ≥ Σ_{c of consumer n wanting w at that
- *            input} x[n,c], per use; a graph output needs R (t fixed to 1).
- *   e[v,p,w] (continuous ≥ 0) the copy of v in w is made from its produced placement p:
- *            Σ_p e[v,p,w] = t[v,w], e[v,p,w] ≤ y[v,p] (a transportation form: its LP relaxation is
- *            tight, unlike e ≥ y + t − 1). Consumers that want the same placement share one
- *            reshard, as the plan assembly shares it.
+ *            for free); Σ_p y[v,p] = 1. A node output's placement p is indicated by the sum of its
+ *            producer's x over the candidates that output p (no variable).
+ *   f[r,p,w] (continuous ≥ 0) per read r of a value (a consumer's input, or the graph output's R):
+ *            the value produced in p is read in w. Σ_w f[r,p,w] = [v produced in p] and
+ *            Σ_p f[r,p,w] = Σ x of the reader's candidates wanting w (the transportation polytope
+ *            of the edge: its LP relaxation is tight on chains, and in practice on the whole
+ *            program, so HiGHS solves it at the root). Where one side has a single option the
+ *            other side's indicator stands for f (no column).
+ *   e[v,p,w] (continuous ≥ 0; values with several reads) the copy of v in w made from p:
+ *            e ≥ f[r,p,w] for every read r, so reads that want the same placement share one
+ *            reshard, as the plan assembly shares it. With a single read the cost sits on f.
  *   z[w,p]   (memory limit only) constant w is stored in placement p: z ≥ Σ x of a use wanting p;
  *   A        (memory limit only, continuous) the activation estimate: A ≥ the bytes node n reads
  *            and writes (non-constant operands, local shapes) for every n.
- * Objective (nanoseconds): Σ x[n,c]·compute(n,c) + Σ e·reshard(p→w) + ε·Σ x[n,c]·(index of c),
+ * Operator merging (Alpa's coarsening, as constraints): a light op reading its main operand (the
+ *   largest non-constant one made by a node) in a split the producer makes, when one of its
+ *   candidates reads that split as it is, takes such a candidate: Σ x[n, reading p] ≥ [produced
+ *   in p] for every sharded p. The light ops of a layer so travel with the split of the heavy op
+ *   before them; partial sums and replicas are not followed (where to reduce, and where to split a
+ *   replica for free, stay the cost's choice).
+ * Objective (nanoseconds): Σ x[n,c]·compute(n,c) + Σ reshard(p→w)·(e or f) + ε·Σ x[n,c]·(index of c),
  *   compute = roofline max(flops·share·s/flop, local bytes read and written·s/byte) where share is
  *   the smallest local/global fraction among the sharded operands (1/k), and reshard = the ring
  *   formulas of reshard.ts placementCost plus the cost model's fixed secondsPerCollective per
- *   communicating step (exactly propagation's reshard cost). ε breaks ties toward the rules' order
- *   (all-R last) so equal-cost optima resolve the same way every time.
+ *   communicating step (propagation's reshard cost) plus, per local step (LocalShard,
+ *   LocalPartial), the bytes it reads and writes × secondsPerByte (a copy, as cost.ts costs it).
+ *   ε breaks ties toward the rules' order (all-R last) so equal-cost optima resolve the same way
+ *   every time.
  * Memory (when a limit is given): Σ z[w,p]·local bytes(w,p) + A ≤ limit (MiB); the parameter part
  *   Σ z·bytes alone ≤ paramLimit where one is given. Bytes are local after the axes already solved (`frac`).
  * Pinned values (strategies/custom.ts pinLayout) restrict the choice: a pinned constant or node
@@ -36,6 +52,7 @@ import { COMMUNICATING } from '../plan.js';
 import { type CostModel, flopsOf } from '../propagate.js';
 import { dtypeSize, placementBytes, placementCost, singleAxisSteps } from '../reshard.js';
 import type { Candidate } from '../rule.js';
+import { divideHeavyOps, isHeavy } from './divide.js';
 import { type HighsOptions, solveLp } from './highs.js';
 
 export interface AxisProblem {
@@ -56,6 +73,10 @@ export interface AxisProblem {
    * whose name gives it a role (tp) must split the weights at least as much as that role's preset.
    */
   paramLimit?: number;
+  /** A model-parallel axis (tp): heavy ops divide by their weights, lookups split their tables (divide.ts). */
+  splitWeights?: boolean;
+  /** No modelling (no forced division, no merging): every candidate free, time alone decides (for comparison). */
+  free?: boolean;
   /** Minimise the parameter bytes instead of time (to say how far a plan is from fitting). */
   minimiseMemory?: boolean;
   /** Seconds the solver may take. */
@@ -75,6 +96,8 @@ export interface AxisSolution {
   variables: number;
   binaries: number;
   constraints: number;
+  /** Heavy ops forced to divide their work (divide.ts). */
+  forced: number;
   solveMs: number;
 }
 
@@ -167,6 +190,15 @@ export const SOLVER_OPTIONS: HighsOptions = {
   mip_max_nodes: 400,
 };
 
+/** The operand a light op follows: its largest non-constant operand made by another node (the first on ties), or -1. */
+function mainOperand(n: Node, made: (v: Value) => boolean, bytesOf: (v: Value) => number): number {
+  let best = -1;
+  n.inputs.forEach((v, i) => {
+    if (v && made(v) && (best < 0 || bytesOf(v) > bytesOf(n.inputs[best]!))) best = i;
+  });
+  return best;
+}
+
 /** Builds and solves the axis's program (see the file comment). */
 export function solveAxis(p: AxisProblem): AxisSolution {
   const { graph, axis, cost } = p;
@@ -181,12 +213,18 @@ export function solveAxis(p: AxisProblem): AxisSolution {
     return b;
   };
   const local = (v: Value, pl: Placement): number => placementBytes(bytesOf(v), staticShape(v), pl, k);
-  const move = (v: Value, from: Placement, to: Placement): number =>
-    placementCost(from, to, bytesOf(v), staticShape(v), axis) +
-    (k > 1 ? singleAxisSteps(from, to).filter((s) => COMMUNICATING.has(s.kind)).length * cost.secondsPerCollective : 0);
+  // A reshard: the link's time, the fixed cost per communicating step, and the memory traffic of a
+  // local step (LocalShard, LocalPartial: a copy, costed like an op on bytes as cost.ts does).
+  const move = (v: Value, from: Placement, to: Placement): number => {
+    if (k <= 1) return 0;
+    let t = placementCost(from, to, bytesOf(v), staticShape(v), axis);
+    for (const s of singleAxisSteps(from, to))
+      t += COMMUNICATING.has(s.kind) ? cost.secondsPerCollective : (bytesOf(v) + local(v, s.to)) * cost.secondsPerByte;
+    return t;
+  };
 
-  // Candidates, restricted by pins.
-  const cands = new Map<Node, readonly Candidate[]>();
+  // Candidates, restricted by pins, then by the division of heavy ops (divide.ts).
+  const pinned = new Map<Node, readonly Candidate[]>();
   for (const n of graph.nodes) {
     const all = p.candidates.get(n) ?? [];
     const agrees = (c: Candidate): boolean =>
@@ -199,8 +237,11 @@ export function solveAxis(p: AxisProblem): AxisSolution {
         return !pin || placementEq(pin, o);
       });
     const kept = all.filter(agrees);
-    cands.set(n, kept.length ? kept : all);
+    pinned.set(n, kept.length ? kept : all);
   }
+  const modelled = !p.minimiseMemory && !p.free;
+  const division = modelled ? divideHeavyOps(graph, pinned, { registry: p.registry, isConst, splitWeights: p.splitWeights }) : undefined;
+  const cands = division?.candidates ?? pinned;
 
   // x[n,c] and the compute objective.
   const x = new Map<Node, number[]>();
@@ -280,24 +321,80 @@ export function solveAxis(p: AxisProblem): AxisSolution {
       values.push({ v: o, produced });
     });
 
-  // t and e: reshards between what is produced and what is read.
+  // f and e: reshards between what is produced and what is read (see the file comment).
+  const minus = (is: readonly number[]): [number, number][] => is.map((i) => [i, -1]);
   for (const { v, produced } of values) {
-    const wants = wantsOf(v);
-    if (outputs.has(v) && !wants.has(key(Replicate))) wants.set(key(Replicate), { pl: Replicate, perUse: [] });
-    for (const [kk, w] of wants) {
-      if (![...produced].some(([pk, pr]) => pk !== kk && move(v, pr.pl, w.pl) > 0)) continue;
-      const t = m.col(true);
-      if (outputs.has(v) && kk === key(Replicate)) m.fix(t, 1);
-      for (const vs of w.perUse) m.row([...vs.map((i) => [i, 1] as [number, number]), [t, -1]], '<=', 0);
-      // Transportation form (tight): the wanted copy comes from exactly one produced placement.
-      const flow: [number, number][] = [[t, -1]];
-      for (const [pk, pr] of produced) {
-        const e = m.col(false, 0);
-        flow.push([e, 1]);
-        if (!p.minimiseMemory && pk !== kk) m.cost(e, move(v, pr.pl, w.pl) * NS);
-        m.row([[e, 1], ...pr.terms.map((i) => [i, -1] as [number, number])], '<=', 0);
+    const reads: { wants: Map<string, { pl: Placement | null; vars: number[] }>; fixed: boolean }[] = [];
+    for (const u of uses.get(v) ?? []) {
+      const wants = new Map<string, { pl: Placement | null; vars: number[] }>();
+      cands.get(u.node)!.forEach((c, ci) => {
+        const w = c.inputs[u.index] ?? null;
+        const wk = w ? key(w) : '-';
+        if (!wants.has(wk)) wants.set(wk, { pl: w, vars: [] });
+        wants.get(wk)!.vars.push(x.get(u.node)![ci]!);
+      });
+      reads.push({ wants, fixed: false });
+    }
+    if (outputs.has(v)) reads.push({ wants: new Map([[key(Replicate), { pl: Replicate, vars: [] }]]), fixed: true });
+    // The reshard p → w costs once however many reads use it: e[p,w] ≥ each read's use of the pair.
+    // With a single read the cost goes on the read's own indicator (no e).
+    const copies = new Map<string, number>();
+    const charge = (pk: string, from: Placement, wk: string, to: Placement | null, used: readonly number[], always = false): void => {
+      const seconds = pk === wk || !to || p.minimiseMemory ? 0 : move(v, from, to);
+      if (seconds <= 0) return;
+      if (reads.length === 1 && !always) {
+        for (const i of used) m.cost(i, seconds * NS);
+        return;
       }
-      m.row(flow, '=', 0);
+      let e = copies.get(`${pk}>${wk}`);
+      if (e === undefined) {
+        copies.set(`${pk}>${wk}`, (e = m.col(false, 0)));
+        m.cost(e, seconds * NS);
+      }
+      m.row([[e, 1], ...minus(used)], '>=', always ? 1 : 0);
+    };
+    for (const r of reads) {
+      if (produced.size === 1 || r.wants.size === 1) {
+        // One side is decided by the other: the pair's use is the other side's indicator (no f).
+        for (const [wk, w] of r.wants)
+          for (const [pk, pr] of produced) {
+            if (r.fixed && produced.size === 1) charge(pk, pr.pl, wk, w.pl, [], true);
+            else charge(pk, pr.pl, wk, w.pl, produced.size === 1 ? w.vars : pr.terms);
+          }
+        continue;
+      }
+      // The transportation polytope of the edge (tight): f[p,w] with the produced and wanted marginals.
+      const byProduced = new Map<string, [number, number][]>([...produced.keys()].map((pk) => [pk, []]));
+      for (const [wk, w] of r.wants) {
+        const into: [number, number][] = [];
+        for (const [pk, pr] of produced) {
+          const f = m.col(false, 0);
+          into.push([f, 1]);
+          byProduced.get(pk)!.push([f, 1]);
+          charge(pk, pr.pl, wk, w.pl, [f]);
+        }
+        m.row([...into, ...minus(w.vars)], '=', r.fixed ? 1 : 0);
+      }
+      for (const [pk, flow] of byProduced) m.row([...flow, ...minus(produced.get(pk)!.terms)], '=', 0);
+    }
+  }
+
+  // Operator merging: a light op follows the op it reads its main operand from (see the file comment).
+  if (modelled) {
+    const producedBy = new Map<Value, { pl: Placement; terms: number[] }[]>();
+    for (const { v, produced } of values) producedBy.set(v, [...produced.values()]);
+    for (const n of graph.nodes) {
+      if (isHeavy(n, p.registry)) continue;
+      const main = mainOperand(n, (v) => !isConst(v) && producedBy.has(v) && !graphInputs.has(v), bytesOf);
+      if (main < 0) continue;
+      const v = n.inputs[main]!;
+      const cs = cands.get(n)!;
+      for (const pr of producedBy.get(v)!) {
+        if (pr.pl.kind !== 'shard') continue; // partial sums and replicas: the cost decides
+        const follow = cs.map((c, ci) => [c, ci] as const).filter(([c]) => c.inputs[main] && placementEq(c.inputs[main]!, pr.pl));
+        if (!follow.length) continue;
+        m.row([...follow.map(([, ci]) => [x.get(n)![ci]!, 1] as [number, number]), ...pr.terms.map((t) => [t, -1] as [number, number])], '>=', 0);
+      }
     }
   }
 
@@ -351,7 +448,7 @@ export function solveAxis(p: AxisProblem): AxisSolution {
   const t0 = performance.now();
   const r = solveLp(m.text(), { ...SOLVER_OPTIONS, time_limit: p.timeLimit });
   const solveMs = performance.now() - t0;
-  const base = { variables: m.columns, binaries: m.binaries, constraints: m.constraints, solveMs, solverStatus: r.Status };
+  const base = { variables: m.columns, binaries: m.binaries, constraints: m.constraints, forced: division?.forced.size ?? 0, solveMs, solverStatus: r.Status };
   const chosen = new Map<Node, Candidate>();
   const inputs = new Map<Value, Placement>();
   const limited = /limit/i.test(r.Status);

@@ -6,6 +6,12 @@
  * propagation, resharding and assembly (a custom strategy, strategies/custom.ts), and lowers like
  * any other plan. Seeds keep their units exactly (they are already absolute).
  *
+ * Modelling (divide.ts, formulate.ts): heavy ops divide their work where they can do so cleanly
+ * (on model-parallel axes, `splitWeights`, by their weights), light ops travel with the split they
+ * read; time alone (`free`) would keep small models replicated. On the example transformers this
+ * finds megatron's plan by itself, and the program's LP relaxation is tight, so HiGHS solves it at
+ * the root in a few hundred milliseconds (bench/auto-vs-megatron.ts).
+ *
  * Too big: when the axis programs together would have more than `maxVariables` columns the search
  * does not run (status 'too-big') and auto keeps to the presets; a solve that hits the time limit
  * or fails likewise (status 'time-limit' / 'failed'). With a memory limit the program may be
@@ -26,6 +32,7 @@ import { analyseUnits, nodeCandidates } from '../units.js';
 import { type AxisSolution, solveAxis } from './formulate.js';
 
 export { solveAxis, type AxisProblem, type AxisSolution } from './formulate.js';
+export { divideHeavyOps, isHeavy, HEAVY_FAMILIES } from './divide.js';
 export { solveLp } from './highs.js';
 
 export interface SearchOptions {
@@ -34,12 +41,16 @@ export interface SearchOptions {
   cost?: CostModel;
   /** Per-device memory limit (bytes) the search must respect (its own estimate). */
   memoryLimit?: number;
-  /** Seconds per axis solve (default 20). */
+  /** Seconds per axis solve (default 20; a safety net: formulate.ts SOLVER_OPTIONS bounds the work deterministically). */
   timeLimit?: number;
   /** The most columns (over all axes) the search takes on (default 60,000). */
   maxVariables?: number;
   /** Per axis name: the per-device parameter bytes the search may hold on it (formulate.ts paramLimit). */
   paramLimits?: ReadonlyMap<string, number>;
+  /** Model-parallel axes (divide.ts splitWeights): their heavy ops divide by their weights, lookups split their tables. */
+  splitWeights?: readonly string[];
+  /** No modelling (formulate.ts `free`): every candidate free, time alone decides (for comparison). */
+  free?: boolean;
   /** Axes not to search (a pipeline's stage axis): left with no seeds. */
   skipAxes?: readonly string[];
 }
@@ -50,6 +61,8 @@ export interface AxisStats {
   variables: number;
   binaries: number;
   constraints: number;
+  /** Heavy ops forced to divide their work on this axis (divide.ts). */
+  forced: number;
   solveMs: number;
   /** Estimated seconds of this axis's choice (the objective). */
   objective: number;
@@ -97,7 +110,7 @@ export function searchLayouts(graph: Graph, mesh: DeviceMesh, opts: SearchOption
     const candidates = new Map<Node, Candidate[]>();
     for (const [n, cs] of raw) candidates.set(n, cs.map((c) => realiseCandidate(n, c, units)));
     const pins = new Map<Value, Placement>([...pinnedSeeds(graph, axis.name)].map(([v, s]) => [v, s.placement]));
-    const problem = { graph, axis, registry: opts.registry, cost, candidates, pins, frac, memoryLimit: opts.memoryLimit, paramLimit: opts.paramLimits?.get(axis.name), timeLimit: opts.timeLimit ?? 20 };
+    const problem = { graph, axis, registry: opts.registry, cost, candidates, pins, frac, memoryLimit: opts.memoryLimit, paramLimit: opts.paramLimits?.get(axis.name), splitWeights: opts.splitWeights?.includes(axis.name), free: opts.free, timeLimit: opts.timeLimit ?? 20 };
     const sol = solveAxis(problem);
     const stats: AxisStats = {
       axis: axis.name,
@@ -105,6 +118,7 @@ export function searchLayouts(graph: Graph, mesh: DeviceMesh, opts: SearchOption
       variables: sol.variables,
       binaries: sol.binaries,
       constraints: sol.constraints,
+      forced: sol.forced,
       solveMs: sol.solveMs,
       objective: sol.objective,
     };

@@ -1,6 +1,10 @@
 /**
- * `auto`: a placeholder for the real strategy search. It plans every applicable preset assignment
- * and picks the cheapest by a simple estimate.
+ * `auto`: plans every applicable preset assignment and the layout search's own plan (search/*: one
+ * integer program per mesh axis, solved by HiGHS; on by default, `search: false` turns it off) and
+ * picks the cheapest by the estimate below. The search's plan replaces the cheapest preset's only
+ * when SEARCH_MARGIN cheaper, so where it finds a preset's plan (megatron on a transformer's tp
+ * axis) the preset's name stays in the report. With `devices`, every mesh shape is tried the same
+ * way (planAutoDevices).
  *
  * Candidates: for every preset name in PRESETS order (so presets added later are considered
  * without changes here), the assignment `assignPresets(name, mesh)` makes (the named preset on its
@@ -28,8 +32,10 @@
  *                  the weights (megatron) or the activations (data) is worth what it saves;
  *   total          the sum. The least total wins; ties go to the earlier candidate (PRESETS order).
  * Pipelined plans (plan.pipeline): a node counts only on the devices of its stage (node.meta
- * pipeline.stage; its coordinate on the stage axis), and the compute term is the busiest device's
- * work stretched by the schedule, × clocks ÷ micro-batches (the fill and drain bubble).
+ * pipeline.stage; its coordinate on the stage axis); the compute term is the busiest device's
+ * work (flops; bytes) and the communication term the busiest stage's collectives (a Send counted
+ * on its stage, its Recv not again), each stretched by the schedule, × clocks ÷ micro-batches: with M
+ * micro-batches over P stages the schedule idles (P-1)/(M+P-1) of its clocks (fill and drain).
  * The choice and every candidate's costs are recorded in the plan (ShardPlan.autoChoice).
  */
 import { UserError } from '../../../ir/errors.js';
@@ -41,11 +47,11 @@ import { type AutoCandidate, type AutoChoice, COMMUNICATING, type ShardPlan, isC
 import { type CostModel, DEFAULT_COST, type Seed, flopsOf } from '../propagate.js';
 import { localShape } from '../shards.js';
 import { placementBytes } from '../reshard.js';
-import { type AxisPreset, PRESETS, assignPresets } from './index.js';
+import { type AxisPreset, PRESETS, assignPresets, dataPreset } from './index.js';
 import type { ShardOptions } from '../index.js';
 import type { Hardware } from '../../../hardware/hardware.js';
 import { formatBytes, meshWithHardware } from '../../../hardware/hardware.js';
-import { PassManager } from '../../manager.js';
+import { PassManager, defaultPipeline } from '../../manager.js';
 import { lowerPlan } from '../lower.js';
 import { DeviceMesh } from '../mesh.js';
 import { estimateGraph } from '../../../bundle/estimate.js';
@@ -140,13 +146,18 @@ const staticShape = (v: Value): number[] | undefined => (v.shape && v.shape.ever
 /** The estimated cost of a plan (see the file comment). */
 export function planCost(plan: ShardPlan, registry: OpRegistry, cost: CostModel = DEFAULT_COST): PlanCost {
   const { graph, mesh } = plan;
-  let communication = 0;
+  const pipe = plan.pipeline;
+  // Communication per stage (one stage without a pipeline): stages run side by side, so a pipeline
+  // takes its busiest stage's, stretched by the schedule like its compute (file comment).
+  const perStage = new Map<number, number>();
+  const stageOfNode = new Map(pipe ? graph.nodes.map((n) => [n.name, nodeStage(n) ?? 0]) : []);
   for (const c of plan.collectives) {
-    if (!COMMUNICATING.has(c.kind)) continue;
+    if (!COMMUNICATING.has(c.kind) || (pipe && c.kind === 'Recv')) continue; // a pipeline's Recv waits for its Send, counted there
     const links = c.meshAxes.filter((a) => mesh.hasAxis(a)).map((a) => mesh.axis(a).link);
     const bandwidth = links.length ? Math.min(...links.map((l) => l.bandwidth)) : Infinity;
     const latency = links.length ? Math.max(...links.map((l) => l.latency)) : 0;
-    communication += c.bytes / bandwidth + latency + cost.secondsPerCollective;
+    const s = stageOfNode.get(c.node) ?? 0;
+    perStage.set(s, (perStage.get(s) ?? 0) + c.bytes / bandwidth + latency + cost.secondsPerCollective);
   }
 
   const devices = mesh.deviceCount;
@@ -155,7 +166,6 @@ export function planCost(plan: ShardPlan, registry: OpRegistry, cost: CostModel 
     return numel(v.layout ? localShape(s, v.layout, mesh, d) : s);
   };
   // Pipelines: the devices that run a node (its stage's), else every device.
-  const pipe = plan.pipeline;
   const stageOfDevice = Array.from({ length: devices }, (_, d) => (pipe ? mesh.coord(d, pipe.axis) : 0));
   const runs = (n: Node, d: number): boolean => {
     const s = pipe ? nodeStage(n) : undefined;
@@ -189,8 +199,9 @@ export function planCost(plan: ShardPlan, registry: OpRegistry, cost: CostModel 
     }
   }
   const stretch = pipe && pipe.microBatches > 0 ? Math.max(1, pipe.clocks.length / pipe.microBatches) : 1;
+  const communication = Math.max(0, ...perStage.values()) * stretch;
   const compute = Math.max(...flops) * cost.secondsPerFlop * stretch;
-  const memory = Math.max(...bytes) * cost.secondsPerByte;
+  const memory = Math.max(...bytes) * cost.secondsPerByte * stretch;
   return { communication, compute, memory, total: communication + compute + memory };
 }
 
@@ -244,8 +255,13 @@ export interface AutoSearchOptions {
   hardware?: Hardware;
   /** Seconds the layout search's solver may take per mesh axis (default 20). */
   searchTimeLimit?: number;
-  /** true: also run the ILP layout search (search/*, the highs solver); default: presets only (the search takes seconds per axis). */
+  /** false: presets only, no ILP layout search (search/*, the highs solver); default: the search runs too. */
   search?: boolean;
+  /**
+   * true: the search's plan wins whenever it has one that fits (no SEARCH_MARGIN, no preset ahead of
+   * it): the plan the search finds by itself, for tests and comparisons.
+   */
+  preferSearch?: boolean;
 }
 
 /** shardGraph itself, handed in by index.ts (no import cycle). */
@@ -262,8 +278,14 @@ export interface SearchSummary {
   note?: string;
   /** The estimated cost of the search's plan (planCost), when it was planned. */
   cost?: PlanCost;
-  /** The preset whose plan the search's plan equals (same collectives: kind, tensor, axes), if any. */
+  /** The preset whose plan the search's plan equals (same collectives: kind, tensor, axes, placements), if any. */
   sameAs?: string;
+  /**
+   * Else the preset whose collectives the search's equal up to the tensor they act on (same kinds,
+   * bytes, axes and placements in the same order: e.g. a partial sum reduced after its bias add
+   * rather than before), if any.
+   */
+  equivalentTo?: string;
 }
 
 /** ShardPlan.autoChoice with the search's summary, the memory verdicts and the meshes tried. */
@@ -272,7 +294,21 @@ export interface AutoChoiceDetail extends AutoChoice {
   /** Per-device memory limit applied and the chosen plan's estimated peak. */
   memory?: { limitBytes: number; peakBytes: number; note: string };
   /** `devices`: every mesh tried with its chosen candidate and cost (seconds). */
-  meshes?: { mesh: string; chosen?: string; total?: number; note?: string }[];
+  meshes?: MeshTried[];
+}
+
+/** One mesh shape tried for `devices` (AutoChoiceDetail.meshes). */
+export interface MeshTried {
+  mesh: string;
+  /** The candidate chosen on it and its estimated total (seconds, planCost). */
+  chosen?: string;
+  total?: number;
+  /** A pipelined choice: its stages, micro-batches and bubble (the idle fraction (pp-1)/(m+pp-1) of its schedule). */
+  pipeline?: { stages: number; microBatches: number; bubble: number };
+  /** With a memory limit: the chosen plan's estimated per-device peak (bytes). */
+  peakBytes?: number;
+  /** Why no plan on it (does not fit the model, or the memory limit). */
+  note?: string;
 }
 
 export const SEARCH_LABEL = 'search (ILP)';
@@ -291,26 +327,46 @@ export function collectiveSignature(plan: ShardPlan): string {
   return plan.collectives.map((c) => `${c.kind}:${c.tensor}:${c.meshAxes.join('+')}:${c.from}->${c.to}`).join('\n');
 }
 
+/** collectiveSignature without the tensors' names, with the bytes: equal collectives acting on (possibly) other tensors. */
+export function collectiveShape(plan: ShardPlan): string {
+  return plan.collectives.map((c) => `${c.kind}:${c.bytes}:${c.meshAxes.join('+')}:${c.from}->${c.to}`).join('\n');
+}
+
 /**
- * `--strategy auto` on a graph whose passes have run: every applicable preset (chooseAuto's
+ * `--strategy auto` on a graph as imported (bound and passed per candidate): every applicable preset (chooseAuto's
  * candidates) and the layout search's plan are planned on copies and costed by planCost; plans over
  * the memory limit are dropped; the cheapest wins (ties: presets first, in PRESETS order, so a
  * search that finds a preset's plan is named after it). The winner is planned again on `graph`.
  */
 export function planAuto(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard: ShardFn): ShardPlan {
+  // The passes once on a copy first, so that a model they reject fails with their own message
+  // (the candidates would each record it as why they do not apply).
+  passesOf(opts)(cloneGraph(graph));
   if (opts.devices !== undefined) return planAutoDevices(graph, mesh, opts, shard);
   const r = chooseOnMesh(graph, mesh, opts, shard);
   return r.final();
 }
 
+/** Runs shardGraph's graph passes (bound by opts.bindings) on a graph. */
+function passesOf(opts: ShardOptions): (g: Graph) => void {
+  return (g) => {
+    (opts.pipeline ?? defaultPipeline)({ registry: opts.registry, bindings: opts.bindings ?? {} }).run(g);
+  };
+}
+
 interface MeshChoice {
   choice: AutoChoiceDetail;
   cost: number;
+  /** The winner's plan (on the copy it was planned on). */
+  plan: ShardPlan;
   final(): ShardPlan;
 }
 
 function chooseOnMesh(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard: ShardFn): MeshChoice {
   const base: ShardOptions = { ...opts, devices: undefined };
+  // The graph comes unbound (shardGraph): every preset candidate binds its copy; the search's copy
+  // and, if the search wins, the graph itself are bound and passed here.
+  const prepare = passesOf(opts);
   const limit = opts.memoryLimit;
   const options = autoCandidates(mesh);
   const records: AutoCandidate[] = options.map((o) => ({ strategy: describe(o.presets), eligible: respectsAxisNames(o.presets) }));
@@ -352,18 +408,18 @@ function chooseOnMesh(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard:
   let search: SearchSummary | undefined;
   let searchSeeds: Map<string, Map<string, Seed>> | undefined;
   const pipeAxis = mesh.axes.find((a) => PRESETS.some((p) => p.mpmd && p.axis === a.name));
-  // The search runs when some eligible preset applies (else the ineligible presets decide, as before).
-  const applies = [...plans.keys()].some((j) => records[j]!.eligible);
-  if (opts.search === true && !pipeAxis && applies) {
-    // Axes named after a role (tp) keep the role's promise: the weights split at least as much as
-    // the cheapest eligible preset splits them; open axes (x) are free.
+  // The search runs (unless `search: false`) when some eligible preset applies (else the ineligible
+  // presets decide, as before) and some axis has more than one device.
+  const applies = [...plans.keys()].some((j) => records[j]!.eligible) && mesh.axes.some((a) => a.size > 1);
+  if (opts.search !== false && !pipeAxis && applies) {
+    // Axes named after a model-parallel role (tp, tpr/tpc, ep) divide heavy ops by their weights
+    // (search/divide.ts); dp and open axes (x) divide them any way.
+    const splitWeights = modelParallelAxes(mesh);
     const paramLimits = new Map<string, number>();
     // The anchor: the cheapest eligible preset plan, whether or not it fits the memory limit.
     let anchorAt = -1;
     for (const [j] of plans) if (records[j]!.eligible && (anchorAt < 0 || records[j]!.cost!.total < records[anchorAt]!.cost!.total)) anchorAt = j;
     const anchor = anchorAt >= 0 ? plans.get(anchorAt) : undefined;
-    if (anchor)
-      for (const a of mesh.axes) if (PRESETS.some((p) => p.axis === a.name)) paramLimits.set(a.name, paramBytes(anchor, a.name));
     // A memory limit bounds the search's parameter bytes on the last axis: the limit less the
     // activation peak of the anchor plan (its lowered peak less its parameters). The search's own
     // activation estimate is cruder than bundle/estimate.ts, so it is not what decides.
@@ -377,8 +433,9 @@ function chooseOnMesh(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard:
     for (let attempt = 0; attempt < 4; attempt++) {
       // A fresh copy per attempt: planning rewrites the copy it plans.
       const g = cloneGraph(graph);
+      prepare(g);
       unfuseSplitProjections(g);
-      const res = searchLayouts(g, mesh, { registry: opts.registry, rules: opts.rules, cost: opts.cost, memoryLimit: searchLimit, paramLimits, timeLimit: opts.searchTimeLimit });
+      const res = searchLayouts(g, mesh, { registry: opts.registry, rules: opts.rules, cost: opts.cost, memoryLimit: searchLimit, paramLimits, splitWeights, timeLimit: opts.searchTimeLimit });
       search = summary(res);
       if (res.seeds.size === 0 && mesh.axes.some((a) => a.size > 1)) {
         for (const a of search.axes) if (a.leastMemoryBytes !== undefined) a.leastMemoryBytes += reserve;
@@ -392,6 +449,8 @@ function chooseOnMesh(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard:
       records.push({ strategy: SEARCH_LABEL, eligible: true }); // moved to choice.search at the end
       const same = [...plans].find(([j]) => collectiveSignature(plans.get(j)!) === collectiveSignature(plan));
       if (same) search.sameAs = records[same[0]]!.strategy;
+      const like = same ? undefined : [...plans].find(([j]) => collectiveShape(plans.get(j)!) === collectiveShape(plan));
+      if (like) search.equivalentTo = records[like[0]]!.strategy;
       if (limit !== undefined) {
         const peak = planPeak(plan, opts);
         if (peak > limit && attempt < 3) {
@@ -405,13 +464,17 @@ function chooseOnMesh(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard:
       }
       // The search's plan replaces a preset's only when clearly cheaper (SEARCH_MARGIN): within the
       // cost model's resolution the well-understood preset plan is kept (its name in the report).
-      consider(i, plan, SEARCH_MARGIN);
+      if (opts.preferSearch) {
+        records[i]!.cost = planCost(plan, opts.registry, opts.cost);
+        plans.set(i, plan);
+        if (!overLimit(i, plan)) best = i;
+      } else consider(i, plan, SEARCH_MARGIN);
       searchSeeds = named;
       break;
     }
     if (search && !records.some((r) => r.strategy === SEARCH_LABEL))
       records.push({ strategy: SEARCH_LABEL, eligible: true, note: searchNote(search, limit) });
-  } else if (opts.search === true && applies) {
+  } else if (opts.search !== false && applies) {
     records.push({ strategy: SEARCH_LABEL, eligible: true, note: `not run: mesh axis ${pipeAxis?.name ?? 'pp'} is a pipeline (stage) axis; the presets decide` });
   }
 
@@ -449,7 +512,8 @@ function chooseOnMesh(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard:
   const final = (): ShardPlan => {
     let plan: ShardPlan;
     if (winner.strategy === SEARCH_LABEL) {
-      // The search ran on a copy: the same rewrite on the graph, and its seeds mapped by value name.
+      // The search ran on a copy: the same passes and rewrite on the graph, and its seeds mapped by value name.
+      prepare(graph);
       unfuseSplitProjections(graph);
       const byName = new Map<string, Value>();
       for (const v of [...graph.inputs, ...graph.initializers, ...graph.nodes.flatMap((n) => n.outputs)]) byName.set(v.name, v);
@@ -472,7 +536,16 @@ function chooseOnMesh(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard:
     plan.autoChoice = choice;
     return plan;
   };
-  return { choice, cost: winner.cost!.total, final };
+  return { choice, cost: winner.cost!.total, plan: plans.get(best)!, final };
+}
+
+/**
+ * The mesh axes named after a model-parallel preset's axis (tp, tpr/tpc, ep: every preset that
+ * owns an axis except data's and the pipeline's): the layout search divides heavy ops on them by
+ * their weights (search/divide.ts splitWeights).
+ */
+export function modelParallelAxes(mesh: DeviceMesh): string[] {
+  return mesh.axisNames().filter((a) => PRESETS.some((p) => p.axis === a && !p.mpmd && p !== dataPreset));
 }
 
 /**
@@ -540,7 +613,14 @@ function planAutoDevices(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, sha
     try {
       if (opts.hardware) m = meshWithHardware(m, opts.hardware);
       const r = chooseOnMesh(cloneGraph(graph), m, opts, shard);
-      tried.push({ mesh: spec, chosen: r.choice.chosen, total: r.cost });
+      const pipe = r.plan.pipeline;
+      tried.push({
+        mesh: spec,
+        chosen: r.choice.chosen,
+        total: r.cost,
+        ...(pipe ? { pipeline: { stages: pipe.stages, microBatches: pipe.microBatches, bubble: 1 - pipe.microBatches / Math.max(pipe.microBatches, pipe.clocks.length) } } : {}),
+        ...(r.choice.memory ? { peakBytes: r.choice.memory.peakBytes } : {}),
+      });
       if (!best || r.cost < best.r.cost * (1 - 1e-12)) best = { mesh: m, r };
     } catch (e) {
       if (!(e instanceof UserError)) throw e;
