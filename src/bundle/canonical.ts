@@ -10,12 +10,41 @@ export function canonicalJson(value: unknown): string {
 }
 
 /**
- * `v` with every object's keys sorted and undefined fields dropped. Plain objects and arrays that
- * are already in that form are returned as they are (no copy: most of a large document, e.g.
+ * Whether `v` (an object or array) is already in sortKeys' form: every plain object's own keys in
+ * code-unit order with no undefined field, no object of another class, typed array or non-finite
+ * number anywhere. A read-only walk with no allocation; it stops at the first thing to change.
+ * (for-in lists an object's own keys first, in Object.keys order, so consecutive own keys are compared.)
+ */
+function isCanonical(v: object): boolean {
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      if (typeof x === 'object' ? x !== null && !isCanonical(x) : typeof x === 'number' && !Number.isFinite(x)) return false;
+    }
+    return true;
+  }
+  const proto = Object.getPrototypeOf(v) as unknown;
+  if ((proto !== Object.prototype && proto !== null) || ArrayBuffer.isView(v)) return false;
+  const src = v as Record<string, unknown>;
+  let prev: string | undefined;
+  for (const k in src) {
+    if (prev !== undefined && !(prev < k)) return false;
+    prev = k;
+    const x = src[k];
+    if (x === undefined) return false;
+    if (typeof x === 'object' ? x !== null && !isCanonical(x) : typeof x === 'number' && !Number.isFinite(x)) return false;
+  }
+  return true;
+}
+
+/**
+ * `v` with every object's keys sorted and undefined fields dropped. Parts that are already in that
+ * form are returned as they are (isCanonical: no copy; most of a large document, e.g.
  * schedule.json, is built with sorted keys), so only what must change is copied. Objects of other
  * classes are always copied into plain ones, as before (JSON.stringify would call a Date's toJSON).
  */
 function sortKeys(v: unknown): unknown {
+  if (v !== null && typeof v === 'object' && isCanonical(v)) return v;
   if (Array.isArray(v)) {
     let out: unknown[] | undefined;
     for (let i = 0; i < v.length; i++) {
@@ -68,6 +97,15 @@ export function sha256Hex(...parts: Uint8Array[]): string {
   return h.digest('hex');
 }
 
+const encoder = new TextEncoder();
+
+/**
+ * UTF-8 bytes of `s` (lone surrogates as U+FFFD, as TextEncoder). Large texts (bundle JSON, reports)
+ * go through Buffer.from, several times faster than TextEncoder; it allocates a buffer of their own
+ * above 4 KiB, returned as a plain Uint8Array view of it.
+ */
 export function utf8(s: string): Uint8Array {
-  return new TextEncoder().encode(s);
+  if (s.length < 8192) return encoder.encode(s);
+  const b = Buffer.from(s, 'utf8');
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }

@@ -34,54 +34,91 @@ export function valueBytes(v: Value): number {
 export interface EstimateOptions {
   /** Treat collective nodes as free aliases (estimate of the unsharded program from a plan's global graph). */
   skipCollectives?: boolean;
+  /** Flops of a node (default nodeFlops; device programs: deviceNodeFlops). */
+  flops?: (n: Node, registry: OpRegistry) => number;
+}
+
+/** What estimateGraph tracks per value (one record per value, so each step is one map lookup). */
+interface ValueInfo {
+  constant: boolean;
+  /** Position of the last node reading it (-1: never read). */
+  last: number;
+  pinned: boolean;
+  live: boolean;
+  /** valueBytes, once computed (-1 before). */
+  bytes: number;
 }
 
 export function estimateGraph(graph: Graph, registry: OpRegistry, opts: EstimateOptions = {}): GraphEstimate {
-  const constants = new Set<Value>();
-  for (const v of graph.initializers) constants.add(v);
-  for (const n of graph.nodes) for (const i of n.inputs) if (i?.constant) constants.add(i);
-  for (const v of graph.inputs) if (v.constant) constants.delete(v); // inputs with defaults are fed
+  const flopsOf = opts.flops ?? nodeFlops;
+  const info = new Map<Value, ValueInfo>();
+  const infoOf = (v: Value): ValueInfo => {
+    let x = info.get(v);
+    if (!x) info.set(v, (x = { constant: false, last: -1, pinned: false, live: false, bytes: -1 }));
+    return x;
+  };
+  const bytesOf = (v: Value, x: ValueInfo): number => (x.bytes >= 0 ? x.bytes : (x.bytes = valueBytes(v)));
+
+  const constants: Value[] = [];
+  const markConstant = (v: Value): void => {
+    const x = infoOf(v);
+    if (!x.constant) constants.push(v);
+    x.constant = true;
+  };
+  for (const v of graph.initializers) markConstant(v);
+  for (const n of graph.nodes) for (const i of n.inputs) if (i?.constant) markConstant(i);
+  for (const v of graph.inputs) if (v.constant) infoOf(v).constant = false; // inputs with defaults are fed
   let paramBytes = 0;
-  for (const v of constants) paramBytes += constantBytes(v);
+  for (const v of constants) if (info.get(v)!.constant) paramBytes += constantBytes(v);
 
   const alias = new Map<Value, Value>();
-  const root = (v: Value): Value => alias.get(v) ?? v;
+  const root = opts.skipCollectives ? (v: Value): Value => alias.get(v) ?? v : (v: Value): Value => v;
   if (opts.skipCollectives)
     for (const n of graph.nodes) if (n.domain === COLLECTIVE_DOMAIN && n.inputs[0] && n.outputs[0]) alias.set(n.outputs[0], root(n.inputs[0]));
 
   const nodes = opts.skipCollectives ? graph.nodes.filter((n) => n.domain !== COLLECTIVE_DOMAIN) : graph.nodes;
-  const lastUse = new Map<Value, number>();
-  for (let i = 0; i < nodes.length; i++) for (const v of nodes[i]!.inputs) if (v) lastUse.set(root(v), i);
-  const pinned = new Set(graph.outputs.map(root));
+  for (let i = 0; i < nodes.length; i++) for (const v of nodes[i]!.inputs) if (v) infoOf(root(v)).last = i;
+  for (const v of graph.outputs) infoOf(root(v)).pinned = true;
 
   let live = 0;
-  const liveSet = new Set<Value>();
-  for (const v of graph.inputs)
-    if (!constants.has(v)) {
-      liveSet.add(v);
-      live += valueBytes(v);
+  for (const v of graph.inputs) {
+    const x = infoOf(v);
+    if (!x.constant) {
+      x.live = true;
+      live += bytesOf(v, x);
     }
+  }
   let peak = live;
   let flops = 0;
   // Live bytes are integers (exact in doubles), so the order values are freed in does not matter.
-  const free = (v: Value): void => {
-    if (liveSet.has(v) && !pinned.has(v)) {
-      liveSet.delete(v);
-      live -= valueBytes(v);
+  const free = (v: Value, x: ValueInfo): void => {
+    if (x.live && !x.pinned) {
+      x.live = false;
+      live -= bytesOf(v, x);
     }
   };
   for (let i = 0; i < nodes.length; i++) {
     const n = nodes[i]!;
     for (const o of n.outputs) {
       const r = root(o);
-      if (o.name === '' || liveSet.has(r) || constants.has(r)) continue;
-      liveSet.add(r);
-      live += valueBytes(r);
+      const x = infoOf(r);
+      if (o.name === '' || x.live || x.constant) continue;
+      x.live = true;
+      live += bytesOf(r, x);
     }
     if (live > peak) peak = live;
-    flops += nodeFlops(n, registry);
-    for (const v of n.inputs) if (v && lastUse.get(root(v)) === i) free(root(v));
-    for (const o of n.outputs) if (!lastUse.has(root(o))) free(root(o));
+    flops += flopsOf(n, registry);
+    for (const v of n.inputs) {
+      if (!v) continue;
+      const r = root(v);
+      const x = info.get(r)!;
+      if (x.last === i) free(r, x);
+    }
+    for (const o of n.outputs) {
+      const r = root(o);
+      const x = info.get(r)!;
+      if (x.last < 0) free(r, x);
+    }
   }
   return { peakMemoryBytes: peak + paramBytes, paramBytes, flops, activationPeakBytes: peak };
 }
@@ -90,6 +127,21 @@ function constantBytes(v: Value): number {
   const c = v.constant!;
   if (c.dtype === 'string') return 0;
   return c.size * dtypeBytes(c.dtype);
+}
+
+const deviceFlops = new WeakMap<OpRegistry, WeakMap<Node, number>>();
+
+/**
+ * nodeFlops memoised per node (and registry), for the nodes of lowered device programs only: they
+ * are not changed after lowering but for their order, and the scheduling pass (durations),
+ * report.json and the cost model count the same nodes.
+ */
+export function deviceNodeFlops(n: Node, registry: OpRegistry): number {
+  let memo = deviceFlops.get(registry);
+  if (!memo) deviceFlops.set(registry, (memo = new WeakMap()));
+  let f = memo.get(n);
+  if (f === undefined) memo.set(n, (f = nodeFlops(n, registry)));
+  return f;
 }
 
 export function nodeFlops(n: Node, registry: OpRegistry): number {

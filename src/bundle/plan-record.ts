@@ -94,12 +94,12 @@ export function planRecord(plan: ShardPlan, strategy: string = plan.strategy): P
     if (seen.has(v) || v.name === '') return;
     seen.add(v);
     const layout = layoutRecord(v.layout, mesh);
-    const rec: ValueRecord = { name: v.name, kind, dtype: v.dtype ?? null, shape: v.shape ? v.shape.slice() : null, layout, why: '' };
-    if (producer) {
-      rec.producer = producer.label;
-      rec.op = producer.domain ? `${producer.domain}.${producer.op}` : producer.op;
-    }
-    rec.why = whyOf(v, kind, producer, layout);
+    const why = whyOf(v, kind, producer, layout);
+    const shape = v.shape ? v.shape.slice() : null;
+    // Keys in sorted order: canonicalJson then writes the record as it is, without a sorted copy.
+    const rec: ValueRecord = producer
+      ? { dtype: v.dtype ?? null, kind, layout, name: v.name, op: producer.domain ? `${producer.domain}.${producer.op}` : producer.op, producer: producer.label, shape, why }
+      : { dtype: v.dtype ?? null, kind, layout, name: v.name, shape, why };
     values.push(rec);
   };
   const whyOf = (v: Value, kind: ValueRecord['kind'], producer: Node | undefined, layout: LayoutRecord): string => {

@@ -14,7 +14,7 @@ import type { OpRegistry } from '../ir/registry.js';
 import type { DeviceProgram } from '../passes/sharding/lower.js';
 import type { CollectiveRecord, ShardPlan } from '../passes/sharding/plan.js';
 import type { OpSummary, ProfileEntry } from '../bench/profile.js';
-import { estimateGraph } from './estimate.js';
+import { deviceNodeFlops, estimateGraph } from './estimate.js';
 import type { Hardware } from '../hardware/hardware.js';
 import { deviceCost } from '../passes/sharding/cost.js';
 import { layoutOpGraph, opGraphView, renderReportHtml, type LaidOutGraph } from './report-html/index.js';
@@ -114,7 +114,7 @@ export function buildReport(plan: ShardPlan, programs: readonly DeviceProgram[],
     if (!c.reason || c.reason.trim() === '') throw new Error(`collective ${c.node} (${c.kind} of ${c.tensor}) has no reason: a bug in the sharding pass`);
   const byNode = new Map(plan.collectives.map((c) => [c.node, c]));
   const devices = programs.map((p): DeviceReport => {
-    const e = estimateGraph(p.graph, registry);
+    const e = estimateGraph(p.graph, registry, { flops: deviceNodeFlops });
     let commBytes = 0;
     let collectives = 0;
     for (const n of p.graph.nodes) {

@@ -13,7 +13,7 @@
  * `pipeline` holds the clock table.
  */
 import { plainAttrValue } from '../ir/attrs.js';
-import { COLLECTIVE_DOMAIN, type Graph, type Value } from '../ir/graph.js';
+import { COLLECTIVE_DOMAIN, type Graph, type Node, type Value } from '../ir/graph.js';
 import { GROUP_ATTR } from '../ir/ops/collective.js';
 import type { DeviceMesh } from '../passes/sharding/mesh.js';
 import type { OpRegistry } from '../ir/registry.js';
@@ -129,7 +129,10 @@ export function deviceSchedule(
   program: string,
   estimate?: ScheduleEstimateOptions,
 ): DeviceSchedule {
+  const timing = estimate && deviceTiming(graph, mesh, estimate.hardware, estimate.registry);
   const producer = new Map<Value, number>();
+  // Every object is built with its keys in sorted order (optional ones only when present), so
+  // canonicalJson writes schedule.json, the largest file of a bundle, without sorted copies.
   const steps: ScheduleStep[] = graph.nodes.map((n, id) => {
     const deps = new Set<number>();
     for (const v of n.inputs) {
@@ -137,61 +140,75 @@ export function deviceSchedule(
       if (p !== undefined) deps.add(p);
     }
     for (const o of n.outputs) producer.set(o, id);
-    const step: ScheduleStep = {
-      id,
-      kind: n.domain === COLLECTIVE_DOMAIN ? 'collective' : 'kernel',
-      node: n.label,
-      op: n.op,
-      domain: n.domain,
-      inputs: n.inputs.map((v) => v?.name ?? ''),
-      outputs: n.outputs.map((v) => v.name),
-      dependencies: [...deps].sort((a, b) => a - b),
-      stream: streamOf(n),
-    };
-    const stage = n.meta.get(PIPELINE_STAGE_META);
-    const mb = n.meta.get(PIPELINE_MICRO_BATCH_META);
-    if (stage !== undefined) step.stage = Number(stage);
-    if (mb !== undefined) step.microBatch = Number(mb);
-    if (stage !== undefined && mb !== undefined) step.clock = Number(stage) + Number(mb);
-    if (step.kind === 'collective') {
-      const attributes: CollectiveStepInfo['attributes'] = {};
-      let axis: string | undefined;
-      let group: number[] | undefined;
-      for (const [k, a] of n.attrs.entries()) {
-        const v = plainAttrValue(a);
-        if (v === undefined) continue;
-        if (k === 'axis' && typeof v === 'string') axis = v;
-        else if (k === GROUP_ATTR && Array.isArray(v)) group = (v as number[]).slice();
-        else attributes[k] = v;
-      }
-      if (!group && axis !== undefined && mesh.hasAxis(axis)) group = mesh.group(device, axis);
-      step.collective = { kind: n.op, axis, group, attributes };
+    const kind = n.domain === COLLECTIVE_DOMAIN ? 'collective' : 'kernel';
+    const stageMeta = n.meta.get(PIPELINE_STAGE_META);
+    const mbMeta = n.meta.get(PIPELINE_MICRO_BATCH_META);
+    const stage = stageMeta === undefined ? undefined : Number(stageMeta);
+    const microBatch = mbMeta === undefined ? undefined : Number(mbMeta);
+    const time = timing?.steps[id];
+    const dependencies = [...deps].sort((a, b) => a - b);
+    const inputs = n.inputs.map((v) => v?.name ?? '');
+    const outputs = n.outputs.map((v) => v.name);
+    // The common steps as literals (one object shape each, cheap for canonicalJson to check).
+    if (stage === undefined && microBatch === undefined && !time) {
+      if (kind === 'kernel') return { dependencies, domain: n.domain, id, inputs, kind, node: n.label, op: n.op, outputs, stream: streamOf(n) };
+      const collective = collectiveInfo(n, device, mesh);
+      return { collective, dependencies, domain: n.domain, id, inputs, kind, node: n.label, op: n.op, outputs, stream: streamOf(n) };
     }
+    const step = {} as ScheduleStep;
+    if (stage !== undefined && microBatch !== undefined) step.clock = stage + microBatch;
+    if (kind === 'collective') step.collective = collectiveInfo(n, device, mesh);
+    step.dependencies = dependencies;
+    step.domain = n.domain;
+    if (time) step.end = sig(time.end * 1e3);
+    step.id = id;
+    step.inputs = inputs;
+    step.kind = kind;
+    if (microBatch !== undefined) step.microBatch = microBatch;
+    step.node = n.label;
+    step.op = n.op;
+    step.outputs = outputs;
+    if (stage !== undefined) step.stage = stage;
+    if (time) step.start = sig(time.start * 1e3);
+    step.stream = streamOf(n);
     return step;
   });
-  const out: DeviceSchedule = {
-    device,
-    coords: coords.slice(),
-    program,
-    inputs: graph.inputs.filter((v) => !v.constant).map((v) => v.name),
-    outputs: graph.outputs.map((v) => v.name),
-    steps,
-  };
-  if (estimate) {
-    const t = deviceTiming(graph, mesh, estimate.hardware, estimate.registry);
-    t.steps.forEach((x, i) => Object.assign(steps[i]!, { start: sig(x.start * 1e3), end: sig(x.end * 1e3) }));
-    out.estimate = scheduleEstimate(t);
-  }
+  const out = { coords: coords.slice(), device } as DeviceSchedule;
+  if (timing) out.estimate = scheduleEstimate(timing);
+  out.inputs = graph.inputs.filter((v) => !v.constant).map((v) => v.name);
+  out.outputs = graph.outputs.map((v) => v.name);
+  out.program = program;
+  out.steps = steps;
   return out;
+}
+
+/** A collective step's `collective` (keys in sorted order, as deviceSchedule's). */
+function collectiveInfo(n: Node, device: number, mesh: DeviceMesh): CollectiveStepInfo {
+  const attributes: CollectiveStepInfo['attributes'] = {};
+  let axis: string | undefined;
+  let group: number[] | undefined;
+  for (const [k, a] of n.attrs.entries()) {
+    const v = plainAttrValue(a);
+    if (v === undefined) continue;
+    if (k === 'axis' && typeof v === 'string') axis = v;
+    else if (k === GROUP_ATTR && Array.isArray(v)) group = (v as number[]).slice();
+    else attributes[k] = v;
+  }
+  if (!group && axis !== undefined && mesh.hasAxis(axis)) group = mesh.group(device, axis);
+  const info = { attributes } as CollectiveStepInfo;
+  if (axis !== undefined) info.axis = axis;
+  if (group !== undefined) info.group = group;
+  info.kind = n.op;
+  return info;
 }
 
 /** The per-device figures of a timing (seconds → ms). */
 export function scheduleEstimate(t: Timing): DeviceScheduleEstimate {
   return {
-    criticalPathMs: sig(t.makespan * 1e3),
-    criticalPath: t.criticalPath.slice(),
-    computeMs: sig(t.computeTime * 1e3),
     communicationMs: sig(t.commTime * 1e3),
+    computeMs: sig(t.computeTime * 1e3),
+    criticalPath: t.criticalPath.slice(),
+    criticalPathMs: sig(t.makespan * 1e3),
     hiddenCommunicationMs: sig(t.hiddenComm * 1e3),
     hiddenCommunicationPercent: t.commTime > 0 ? sig((100 * t.hiddenComm) / t.commTime) : 0,
     serialMs: sig(t.serial * 1e3),
@@ -206,11 +223,9 @@ export function buildSchedule(
   estimate?: ScheduleEstimateOptions,
 ): Schedule {
   const ordered = programs.slice().sort((a, b) => a.device - b.device);
-  const schedule: Schedule = {
-    order: ordered.some((p) => wasReordered(p.graph)) ? 'overlap' : 'program',
-    devices: ordered.map((p) => deviceSchedule(p.graph, p.device, p.coords, plan.mesh, programPath(p.device), estimate)),
-  };
+  const schedule = { devices: ordered.map((p) => deviceSchedule(p.graph, p.device, p.coords, plan.mesh, programPath(p.device), estimate)) } as Schedule;
   if (estimate) schedule.hardware = estimate.hardware.name;
+  schedule.order = ordered.some((p) => wasReordered(p.graph)) ? 'overlap' : 'program';
   if (plan.pipeline) schedule.pipeline = pipelineSchedule(plan.pipeline);
   return schedule;
 }

@@ -19,8 +19,9 @@
  * device on its own):
  * - a device whose graph equals an earlier device's but for constants the earlier recording never
  *   read (only bound as buffers: weights, rank offsets) reuses its recorded and fused program, with
- *   its own constants put in those buffers (`recordingKey`; record.ts RecordOptions.constantUse) —
- *   every tp rank of a transformer is recorded and fused once;
+ *   its own constants put in those buffers (`sameRecording`, which walks the two graphs side by
+ *   side; record.ts RecordOptions.constantUse) — every tp rank of a transformer is recorded and
+ *   fused once;
  * - fusion decisions are cached across layers and devices (src/codegen/fuse.ts FuseCache);
  * - each kernel is rendered once (memoised by kernel object), kernels.wgsl's sections once per program.
  */
@@ -118,9 +119,12 @@ type Feed = { name: string; dtype: DType; shape: number[] };
 
 /** A compiled program other devices may reuse (see the file header). */
 interface SharedProgram {
-  /** Names of the constants whose data its recording read: compared by content in the key. */
+  /** Names of the constants whose data its recording read: compared by content (sameRecording). */
   read: Set<string>;
-  key: string;
+  /** The graph, feeds and device it was recorded for. */
+  graph: Graph;
+  feeds: readonly Feed[];
+  device: number;
   program: HostProgram;
   /** Its constants the recording never read, by tensor: the value name (another device puts its own in). */
   unread: Map<Tensor, string>;
@@ -130,7 +134,7 @@ interface SharedProgram {
 export class WgslCompiler {
   private readonly fuseCache = new FuseCache();
   private readonly shared: SharedProgram[] = [];
-  private readonly keyMemo = new RecordingKeyMemo();
+  private readonly memo = new RecordingMemo();
 
   constructor(private readonly opts: WgslCompileOptions) {}
 
@@ -183,7 +187,7 @@ export class WgslCompiler {
   /** Records and compiles `graph` for `device`, or reuses an earlier device's program (see the file header). */
   private compileShared(graph: Graph, feeds: readonly Feed[], device: number): HostProgram {
     for (const s of this.shared)
-      if (recordingKey(graph, feeds, device, this.opts.mesh, (v) => s.read.has(v.name), this.keyMemo) === s.key) return withOwnConstants(s, graph, device);
+      if (sameRecording(s, { graph, feeds, device }, this.opts.mesh, this.memo)) return withOwnConstants(s, graph, device);
     const use = new Map<Value, boolean>();
     const recorded = recordHostProgram(graph, feeds, { registry: this.opts.registry, device, mesh: this.opts.mesh, constantUse: use });
     const program = this.opts.fuse === false ? planMemory(recorded) : fuseHostProgram(recorded, {}, this.fuseCache);
@@ -201,13 +205,12 @@ export class WgslCompiler {
         unread.set(t, v.name);
       }
     }
-    const key = shareable ? recordingKey(graph, feeds, device, this.opts.mesh, (v) => read.has(v.name), this.keyMemo) : undefined;
-    if (key !== undefined) this.shared.push({ read, key, program, unread });
+    if (shareable && recordable(graph, device, this.opts.mesh)) this.shared.push({ read, graph, feeds, device, program, unread });
     return program;
   }
 }
 
-/** The shared program for `device`, whose graph has the same key: its own constants in the unread constants' places. */
+/** The shared program for `device`, whose graph records the same (sameRecording): its own constants in the unread constants' places. */
 function withOwnConstants(s: SharedProgram, graph: Graph, device: number): HostProgram {
   if (s.program.device === device) return s.program;
   const constants = new Map<string, Value>();
@@ -230,7 +233,7 @@ function withOwnConstants(s: SharedProgram, graph: Graph, device: number): HostP
   };
 }
 
-// ---- the recording key ----------------------------------------------------------------------------
+// ---- sharing a recording -------------------------------------------------------------------------
 
 /** Exact JSON of a structure (every number spelled exactly, -0 and non-finite ones too). */
 const exactJson = (x: unknown): string =>
@@ -242,65 +245,16 @@ const exactJson = (x: unknown): string =>
 const RANK_DEPENDENT = new Set(['LocalShard', 'LocalPartial', 'Send', 'Recv']);
 
 /**
- * Memo of the parts of recording keys that depend on one object only, for the keys of one partition's
- * devices (which share attributes and replicated constants): the key text of an attribute (null: it
- * has a subgraph) and of a constant's content, by object. Objects are never mutated once lowered.
+ * Memo of what comparisons of one partition's device graphs compute per object (they share
+ * attributes and replicated constants): the exact text of an attribute (null: it has a subgraph)
+ * and the content key of a tensor. Objects are never mutated once lowered.
  */
-export class RecordingKeyMemo {
-  readonly attrs = new WeakMap<Attr, string | null>();
-  readonly tensors = new WeakMap<Tensor, string>();
-}
+export class RecordingMemo {
+  private readonly attrs = new WeakMap<Attr, string | null>();
+  private readonly tensors = new WeakMap<Tensor, string>();
 
-/** Characters of key text hashed at once (few large updates instead of one per node). */
-const HASH_CHUNK = 1 << 16;
-
-/**
- * A key equal for two device graphs exactly when recording them gives the same program but for the
- * device number and the data of constants the recording did not read: nodes (op, name, attributes,
- * inputs by position, outputs' names and types), constants by content where `byContent` (those the
- * recording read) else by type, fed inputs by name and shape, each
- * collective's resolved group (and whether the device is in it; rank-dependent collectives —
- * LocalShard, LocalPartial, Send, Recv — also by the device). Undefined (compile on its own) for
- * graphs with subgraphs or a collective whose group cannot be resolved.
- */
-export function recordingKey(
-  graph: Graph,
-  feeds: readonly Feed[],
-  device: number,
-  mesh: DeviceMesh,
-  byContent: (v: Value) => boolean,
-  memo: RecordingKeyMemo = new RecordingKeyMemo(),
-): string | undefined {
-  const hash = createHash('sha256');
-  let text = '';
-  const ids = new Map<Value, number>();
-  const fed = new Set(feeds.map((f) => f.name));
-  const tensorKey = (t: LazyTensor): string => {
-    const x = t.load();
-    let key = memo.tensors.get(x);
-    if (key === undefined) {
-      if (x.strings) key = `s${exactJson(x.strings)}`;
-      else {
-        const bytes = Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength);
-        key = `${x.dtype}[${x.shape.join(',')}]${createHash('sha256').update(bytes).digest('hex')}`;
-      }
-      memo.tensors.set(x, key);
-    }
-    return key;
-  };
-  const valueRef = (v: Value | null): string => {
-    if (!v) return '-';
-    const id = ids.get(v);
-    if (id !== undefined) return String(id);
-    const n = ids.size;
-    ids.set(v, n);
-    // First sight of a value not defined by a node: a constant (by content where read, else by type) or a fed input.
-    if (v.constant && !fed.has(v.name))
-      return `${n}=${JSON.stringify(v.name)}:${byContent(v) ? tensorKey(v.constant) : `${v.constant.dtype}[${v.constant.shape.join(',')}]`}`;
-    return `${n}=${JSON.stringify(v.name)}`;
-  };
-  const attrKey = (a: Attr): string | null => {
-    let key = memo.attrs.get(a);
+  attr(a: Attr): string | null {
+    let key = this.attrs.get(a);
     if (key !== undefined) return key;
     switch (a.kind) {
       case 'graph':
@@ -308,49 +262,140 @@ export function recordingKey(
         key = null;
         break;
       case 'tensor':
-        key = tensorKey(a.value);
+        key = this.tensor(a.value);
         break;
       case 'tensors':
-        key = a.value.map(tensorKey).join(';');
+        key = a.value.map((t) => this.tensor(t)).join(';');
         break;
       default:
         key = `${a.kind}:${exactJson(a.value)}`;
     }
-    memo.attrs.set(a, key);
+    this.attrs.set(a, key);
     return key;
-  };
-  text += exactJson(feeds);
-  for (const v of graph.inputs) text += `in ${valueRef(v)}\n`;
-  for (const node of graph.nodes) {
-    let line = `${node.domain}|${node.op}|${JSON.stringify(node.label)}|`;
-    const inputs = node.inputs;
-    for (let i = 0; i < inputs.length; i++) line += i === 0 ? valueRef(inputs[i]!) : `,${valueRef(inputs[i]!)}`;
-    for (const [k, a] of node.attrs.entries()) {
-      const key = attrKey(a);
-      if (key === null) return undefined;
-      line += `|${k}=${key}`;
-    }
-    if (node.domain === COLLECTIVE_DOMAIN) {
-      let group: number[];
-      try {
-        group = node.op === 'Send' || node.op === 'Recv' ? [] : collectiveGroup(node, device, mesh);
-      } catch {
-        return undefined;
+  }
+
+  /** A constant's content: dtype, shape and data (small tensors by their bytes, larger ones by SHA-256). */
+  tensor(t: LazyTensor): string {
+    const x = t.load();
+    let key = this.tensors.get(x);
+    if (key === undefined) {
+      if (x.strings) key = `s${exactJson(x.strings)}`;
+      else {
+        const bytes = Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength);
+        const content = bytes.length <= SMALL_TENSOR_BYTES ? `b${bytes.toString('base64')}` : createHash('sha256').update(bytes).digest('hex');
+        key = `${x.dtype}[${x.shape.join(',')}]${content}`;
       }
-      line += `|group=${group.join(',')}|member=${group.includes(device)}`;
-      if (RANK_DEPENDENT.has(node.op)) line += `|device=${device}`;
+      this.tensors.set(x, key);
     }
-    for (const o of node.outputs) {
-      ids.set(o, ids.size);
-      line += `|${JSON.stringify(o.name)}:${o.dtype ?? '?'}[${o.shape ? o.shape.join(',') : ''}]`;
-    }
-    text += `${line}\n`;
-    if (text.length >= HASH_CHUNK) {
-      hash.update(text);
-      text = '';
+    return key;
+  }
+}
+
+/** Tensors up to this many bytes are keyed by their bytes (base64) rather than by a SHA-256 of them. */
+const SMALL_TENSOR_BYTES = 1024;
+
+/** Whether a recording of `graph` on `device` can be shared at all: no subgraphs, every collective's group resolved. */
+function recordable(graph: Graph, device: number, mesh: DeviceMesh): boolean {
+  for (const node of graph.nodes) {
+    for (const [, a] of node.attrs.entries()) if (a.kind === 'graph' || a.kind === 'graphs') return false;
+    if (node.domain === COLLECTIVE_DOMAIN && node.op !== 'Send' && node.op !== 'Recv') {
+      try {
+        collectiveGroup(node, device, mesh);
+      } catch {
+        return false;
+      }
     }
   }
-  text += `out ${graph.outputs.map(valueRef).join(',')}`;
-  hash.update(text);
-  return hash.digest('hex');
+  return true;
+}
+
+const sameDims = (a: readonly unknown[] | undefined, b: readonly unknown[] | undefined): boolean => {
+  const x = a ?? [];
+  const y = b ?? [];
+  if (x.length === y.length && x.every((d, i) => d === y[i])) return true;
+  return x.join(',') === y.join(','); // as printed: a missing shape is [], a dim 1 is the symbol '1'
+};
+
+/**
+ * Whether recording `b` gives the program recorded for `a` (a shared program) but for the device
+ * number and the data of constants that recording did not read. The two graphs are walked side by
+ * side, values matched by first sight (graph inputs, then nodes in order): equal fed inputs (names
+ * and shapes); nodes with the same op, domain, label, attributes, inputs by position, outputs'
+ * names and types; constants by content where the recording read them (`a.read`) else by type;
+ * each collective's resolved group, whether the device is in it, and for rank-dependent
+ * collectives (LocalShard, LocalPartial, Send, Recv) the device; the same graph outputs. False for
+ * a graph with subgraphs or a collective whose group cannot be resolved.
+ */
+export function sameRecording(
+  a: { graph: Graph; feeds: readonly Feed[]; device: number; read: ReadonlySet<string> },
+  b: { graph: Graph; feeds: readonly Feed[]; device: number },
+  mesh: DeviceMesh,
+  memo: RecordingMemo = new RecordingMemo(),
+): boolean {
+  if (exactJson(a.feeds) !== exactJson(b.feeds)) return false;
+  const fed = new Set(a.feeds.map((f) => f.name)); // the same names in b
+  const idsA = new Map<Value, number>();
+  const idsB = new Map<Value, number>();
+  /** Same reference: both seen, with the same id, or both first seen here and alike (name; constants by content or type). */
+  const sameRef = (x: Value | null | undefined, y: Value | null | undefined): boolean => {
+    if (!x || !y) return !x && !y;
+    const ix = idsA.get(x);
+    const iy = idsB.get(y);
+    if (ix !== undefined || iy !== undefined) return ix === iy;
+    if (idsA.size !== idsB.size) return false; // first seen as different ids
+    idsA.set(x, idsA.size);
+    idsB.set(y, idsB.size);
+    if (x.name !== y.name) return false;
+    const cx = x.constant && !fed.has(x.name) ? x.constant : undefined;
+    const cy = y.constant && !fed.has(y.name) ? y.constant : undefined;
+    if (!cx || !cy) return !cx && !cy;
+    if (a.read.has(x.name)) return cx === cy || memo.tensor(cx) === memo.tensor(cy);
+    return cx.dtype === cy.dtype && sameDims(cx.shape, cy.shape);
+  };
+  const ga = a.graph;
+  const gb = b.graph;
+  if (ga.inputs.length !== gb.inputs.length || ga.nodes.length !== gb.nodes.length || ga.outputs.length !== gb.outputs.length) return false;
+  for (let i = 0; i < ga.inputs.length; i++) if (!sameRef(ga.inputs[i], gb.inputs[i])) return false;
+  for (let i = 0; i < ga.nodes.length; i++) {
+    const x = ga.nodes[i]!;
+    const y = gb.nodes[i]!;
+    if (x.domain !== y.domain || x.op !== y.op || x.inputs.length !== y.inputs.length || x.outputs.length !== y.outputs.length) return false;
+    if (x.name !== y.name && x.label !== y.label) return false;
+    for (let j = 0; j < x.inputs.length; j++) if (!sameRef(x.inputs[j], y.inputs[j])) return false;
+    if (!x.attrs.sameAs(y.attrs)) {
+      const ax = x.attrs.entries();
+      const ay = y.attrs.entries();
+      if (ax.length !== ay.length) return false;
+      for (let j = 0; j < ax.length; j++) {
+        const [kx, vx] = ax[j]!;
+        const [ky, vy] = ay[j]!;
+        if (kx !== ky) return false;
+        const tx = memo.attr(vx);
+        if (tx === null || (vx !== vy && tx !== memo.attr(vy))) return false;
+      }
+    }
+    if (x.domain === COLLECTIVE_DOMAIN) {
+      if (RANK_DEPENDENT.has(x.op) && a.device !== b.device) return false;
+      if (x.op !== 'Send' && x.op !== 'Recv') {
+        let groupA: number[];
+        let groupB: number[];
+        try {
+          groupA = collectiveGroup(x, a.device, mesh);
+          groupB = collectiveGroup(y, b.device, mesh);
+        } catch {
+          return false;
+        }
+        if (groupA.length !== groupB.length || groupA.some((r, k) => r !== groupB[k]) || groupA.includes(a.device) !== groupB.includes(b.device)) return false;
+      }
+    }
+    for (let j = 0; j < x.outputs.length; j++) {
+      const ox = x.outputs[j]!;
+      const oy = y.outputs[j]!;
+      idsA.set(ox, idsA.size);
+      idsB.set(oy, idsB.size);
+      if (ox.name !== oy.name || (ox.dtype ?? '?') !== (oy.dtype ?? '?') || !sameDims(ox.shape, oy.shape)) return false;
+    }
+  }
+  for (let i = 0; i < ga.outputs.length; i++) if (!sameRef(ga.outputs[i], gb.outputs[i])) return false;
+  return true;
 }

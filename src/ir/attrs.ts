@@ -46,7 +46,14 @@ export class Attrs {
   }
   /** Entries in name order (deterministic printing and export). */
   entries(): [string, Attr][] {
-    return [...this.map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const out = [...this.map.entries()];
+    return out.length < 2 ? out : out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+  /** Whether `other` holds the very same attribute objects under the same names (e.g. a node's attributes and their clone). */
+  sameAs(other: Attrs): boolean {
+    if (this.map.size !== other.map.size) return false;
+    for (const [k, a] of this.map) if (other.map.get(k) !== a) return false;
+    return true;
   }
   clone(): Attrs {
     return new Attrs(this.map.entries(), this.owner);

@@ -40,9 +40,12 @@ export const DEFAULT_HARDWARE: Hardware = {
   axes: {},
 };
 
-/** Seconds one node takes on `hw`; collectives over a mesh axis use that axis's link (as cost.ts deviceCost). */
-export function nodeSeconds(n: Node, mesh: DeviceMesh, hw: Hardware, registry: OpRegistry): number {
-  if (n.domain !== COLLECTIVE_DOMAIN) return opSeconds(nodeFlops(n, registry), opBytes(n), hw, opDtype(n));
+/**
+ * Seconds one node takes on `hw`; collectives over a mesh axis use that axis's link (as cost.ts
+ * deviceCost). `flops`: nodeFlops, or for device programs its memoised form (estimate.ts deviceNodeFlops).
+ */
+export function nodeSeconds(n: Node, mesh: DeviceMesh, hw: Hardware, registry: OpRegistry, flops: (n: Node, registry: OpRegistry) => number = nodeFlops): number {
+  if (n.domain !== COLLECTIVE_DOMAIN) return opSeconds(flops(n, registry), opBytes(n), hw, opDtype(n));
   if (LOCAL_COLLECTIVES.has(n.op)) return opSeconds(0, opBytes(n), hw, opDtype(n));
   const axis = n.attrs.get('axis');
   const name = axis?.kind === 'string' ? axis.value : undefined;

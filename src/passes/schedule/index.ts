@@ -13,7 +13,8 @@
  * order (always lockstep-safe; only compute moves then), which is checked again.
  *
  * Durations: the cost model on the hardware file when given, else DEFAULT_HARDWARE (durations.ts).
- * Devices that share one graph object are scheduled once.
+ * Devices that share one graph object are scheduled once, and so are devices whose programs give the
+ * scheduler equal inputs (producers, durations and streams per position: overlap.ts sameOverlapInput).
  */
 import { COLLECTIVE_DOMAIN, type Graph, type Node } from '../../ir/graph.js';
 import { GROUP_ATTR } from '../../ir/ops/collective.js';
@@ -21,8 +22,9 @@ import type { OpRegistry } from '../../ir/registry.js';
 import type { Hardware } from '../../hardware/hardware.js';
 import { PEER_ATTR } from '../sharding/lower.js';
 import type { DeviceMesh } from '../sharding/mesh.js';
+import { deviceNodeFlops } from '../../bundle/estimate.js';
 import { DEFAULT_HARDWARE, nodeSeconds, streamOf } from './durations.js';
-import { overlapOrder, type Timing, timeSteps } from './overlap.js';
+import { type OverlapInput, overlapInput, overlapPositions, sameOverlapInput, type Timing, timeSteps } from './overlap.js';
 
 export { DEFAULT_HARDWARE, nodeSeconds, streamOf, type Stream } from './durations.js';
 export { overlapOrder, producersOf, timeOrder, timeSteps, type StepTime, type Timing } from './overlap.js';
@@ -65,10 +67,17 @@ export function scheduleDevicePrograms(
   const hw = opts.hardware ?? DEFAULT_HARDWARE;
   const original = new Map<Graph, Node[]>();
   for (const p of programs) if (!original.has(p.graph)) original.set(p.graph, p.graph.nodes.slice());
+  const durations = durationsOn(mesh, hw, opts.registry);
+  const inputs = new Map<Graph, OverlapInput>();
+  for (const [g, nodes] of original) inputs.set(g, overlapInput(nodes, durations, streamOf));
   const apply = (keepCommOrder: boolean): void => {
+    // Devices whose scheduler inputs are equal (every tp rank of a transformer) get the same order: computed once.
+    const orders: { input: OverlapInput; order: number[] }[] = [];
     for (const [g, nodes] of original) {
-      g.nodes = nodes;
-      g.nodes = overlapOrder(g, durationsOn(mesh, hw, opts.registry), streamOf, { keepCommOrder }).nodes;
+      const input = inputs.get(g)!;
+      let order = orders.find((o) => sameOverlapInput(o.input, input))?.order;
+      if (!order) orders.push({ input, order: (order = overlapPositions(input, { keepCommOrder }, g.name)) });
+      g.nodes = order.map((i) => nodes[i]!);
     }
   };
   apply(false);
@@ -121,7 +130,7 @@ function durationsOn(mesh: DeviceMesh, hw: Hardware, registry: OpRegistry): (n: 
   const m = memo;
   return (n) => {
     let d = m.get(n);
-    if (d === undefined) m.set(n, (d = nodeSeconds(n, mesh, hw, registry)));
+    if (d === undefined) m.set(n, (d = nodeSeconds(n, mesh, hw, registry, deviceNodeFlops)));
     return d;
   };
 }

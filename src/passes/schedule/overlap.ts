@@ -181,6 +181,40 @@ export interface OverlapOptions {
   keepCommOrder?: boolean;
 }
 
+/** What the list scheduler reads of a device program: per node (position), its producers, duration, stream and whether it is a Recv. */
+export interface OverlapInput {
+  preds: number[][];
+  durations: number[];
+  streams: Stream[];
+  /** Recv nodes on the comm stream: issued where the compute order reaches them (see overlapPositions). */
+  recv: boolean[];
+}
+
+/** The scheduler's input for `nodes` (a topological order). */
+export function overlapInput(nodes: readonly Node[], duration: (n: Node) => number, streamOf: (n: Node) => Stream): OverlapInput {
+  const streams = nodes.map(streamOf);
+  return {
+    preds: producersOf(nodes),
+    durations: nodes.map((n) => Math.max(0, duration(n))),
+    streams,
+    recv: nodes.map((n, i) => streams[i] === 'comm' && n.op === 'Recv'),
+  };
+}
+
+/** Whether two scheduler inputs are equal (then so are their overlap orders: the scheduler is deterministic). */
+export function sameOverlapInput(a: OverlapInput, b: OverlapInput): boolean {
+  const n = a.streams.length;
+  if (b.streams.length !== n) return false;
+  for (let i = 0; i < n; i++) {
+    if (a.streams[i] !== b.streams[i] || a.durations[i] !== b.durations[i] || a.recv[i] !== b.recv[i]) return false;
+    const pa = a.preds[i]!;
+    const pb = b.preds[i]!;
+    if (pa.length !== pb.length) return false;
+    for (let j = 0; j < pa.length; j++) if (pa[j] !== pb[j]) return false;
+  }
+  return true;
+}
+
 /**
  * The overlap order of `graph.nodes` (which must be topologically ordered): a new array of the
  * same nodes, and its timing. The graph is not changed.
@@ -192,19 +226,29 @@ export function overlapOrder(
   opts: OverlapOptions = {},
 ): { nodes: Node[]; timing: Timing } {
   const nodes = graph.nodes;
-  const count = nodes.length;
-  const preds = producersOf(nodes);
-  const succs: number[][] = nodes.map(() => []);
+  const input = overlapInput(nodes, duration, streamOf);
+  const ordered = overlapPositions(input, opts, graph.name).map((i) => nodes[i]!);
+  return {
+    nodes: ordered,
+    // Timed on demand (the pass itself needs the order only).
+    get timing(): Timing {
+      const durOf = new Map(nodes.map((n, i) => [n, input.durations[i]!]));
+      return timeSteps(ordered, (n) => durOf.get(n)!, streamOf);
+    },
+  };
+}
+
+/** The list scheduler of the file comment on a scheduler input: the overlap order as positions of the input's nodes. */
+export function overlapPositions(input: OverlapInput, opts: OverlapOptions = {}, name = 'graph'): number[] {
+  const { preds, durations: dur, streams: stream, recv: lazy } = input;
+  const count = stream.length;
+  const succs: number[][] = stream.map(() => []);
   preds.forEach((ps, i) => ps.forEach((p) => succs[p]!.push(i)));
-  const stream = nodes.map(streamOf);
-  const dur = nodes.map((n) => Math.max(0, duration(n)));
 
   // Comm order = original order of the comm nodes; k = earliest comm position a compute node feeds.
   const commPos = new Array<number>(count).fill(-1);
   const comms: number[] = [];
-  nodes.forEach((_, i) => {
-    if (stream[i] === 'comm') commPos[i] = comms.push(i) - 1;
-  });
+  for (let i = 0; i < count; i++) if (stream[i] === 'comm') commPos[i] = comms.push(i) - 1;
   const k = new Array<number>(count).fill(Infinity);
   for (let i = count - 1; i >= 0; i--)
     for (const s of succs[i]!) k[i] = Math.min(k[i]!, stream[s] === 'comm' ? commPos[s]! : k[s]!);
@@ -223,7 +267,6 @@ export function overlapOrder(
   // A Recv waits for its peer's Send, not for anything on this device: rather than at time 0 it is
   // issued where the compute order reaches it (by the same priority as compute), so a runtime that
   // blocks on it does not wait for a later micro-batch before computing this one.
-  const lazy = nodes.map((n, i) => stream[i] === 'comm' && n.op === 'Recv');
   const released = new Array<boolean>(count).fill(false);
 
   const place = (i: number, start: number): void => {
@@ -250,16 +293,16 @@ export function overlapOrder(
     }
     while (readyComms.size) issue(readyComms.pop());
   };
-  nodes.forEach((_, i) => {
-    if (remaining[i] !== 0) return;
+  for (let i = 0; i < count; i++) {
+    if (remaining[i] !== 0) continue;
     if (stream[i] === 'compute' || lazy[i]) waiting.push(i);
     else readyComms.push(i);
-  });
+  }
   issueComms();
   while (order.length < count) {
     while (waiting.size && readyAt[waiting.peek()!]! <= free.compute) startable.push(waiting.pop());
     if (!startable.size) {
-      if (!waiting.size) throw new Error(`overlap scheduler stuck after ${order.length} of ${count} nodes of ${graph.name}: the node list is not topologically ordered`);
+      if (!waiting.size) throw new Error(`overlap scheduler stuck after ${order.length} of ${count} nodes of ${name}: the node list is not topologically ordered`);
       free.compute = readyAt[waiting.peek()!]!; // idle until the earliest ready node can start
       continue;
     }
@@ -274,13 +317,5 @@ export function overlapOrder(
     free.compute = end[i]!;
     issueComms();
   }
-  const ordered = order.map((i) => nodes[i]!);
-  return {
-    nodes: ordered,
-    // Timed on demand (the pass itself needs the order only).
-    get timing(): Timing {
-      const durOf = new Map(nodes.map((n, i) => [n, dur[i]!]));
-      return timeSteps(ordered, (n) => durOf.get(n)!, streamOf);
-    },
-  };
+  return order;
 }

@@ -167,7 +167,7 @@ class DeviceLowering {
   private localValue(v: Value): Value {
     const lv = new Value(v.name, v.dtype, this.localShapeOf(v));
     if (v.layout) lv.layout = v.layout;
-    for (const [k, m] of v.meta) lv.meta.set(k, m);
+    if (v.meta.size) for (const [k, m] of v.meta) lv.meta.set(k, m);
     if (v.constant) lv.constant = this.localConstant(v);
     this.vmap.set(v, lv);
     return lv;
@@ -206,7 +206,7 @@ class DeviceLowering {
       const attrs = plain ? node.attrs.clone() : cloneAttrs(node.attrs, this.vmap);
       const local = new Node(node.op, inputs, outputs, attrs, node.name, node.domain);
       if (plain) this.plain.add(local);
-      for (const [k, m] of node.meta) local.meta.set(k, m);
+      if (node.meta.size) for (const [k, m] of node.meta) local.meta.set(k, m);
       if (isCollective(node)) {
         this.graph.addNode(local);
         this.annotateCollective(node, local);
@@ -293,15 +293,42 @@ class DeviceLowering {
     const typeOf = (v: Value | null | undefined): TypeInfo | undefined => (v && v.dtype ? { dtype: v.dtype, shape: v.shape?.slice() } : undefined);
     const staticShape = (v: Value | null | undefined): number[] | undefined =>
       v?.shape && isStatic(v.shape) ? v.shape.slice() : undefined;
+    // Most rules read a few of the shape and range lists: each is built on first read (from the
+    // node's inputs and outputs as they were when the rule started), at most once.
+    const localInputs = local.inputs.slice();
+    const localOutputs = local.outputs.slice();
+    const rangesOf = (v: Value | null | undefined): Range[] | undefined => this.rangesOf(v);
+    const plan = this.plan;
+    let inputs: LocalizeContext['inputs'] | undefined;
+    let outputs: LocalizeContext['outputs'] | undefined;
+    let localInputShapes: LocalizeContext['localInputShapes'] | undefined;
+    let localOutputShapes: LocalizeContext['localOutputShapes'] | undefined;
+    let inputRanges: LocalizeContext['inputRanges'] | undefined;
+    let outputRanges: LocalizeContext['outputRanges'] | undefined;
+    let candidates: LocalizeContext['candidates'] | undefined;
     const ctx: LocalizeContext = {
       node: local,
-      inputs: global.inputs.map(typeOf),
-      outputs: global.outputs.map((o) => typeOf(o) ?? { dtype: 'float32' as DType }),
-      localInputShapes: local.inputs.map(staticShape),
-      localOutputShapes: local.outputs.map((o) => staticShape(o) ?? []),
-      inputRanges: global.inputs.map((v) => this.rangesOf(v)),
-      outputRanges: global.outputs.map((o) => this.rangesOf(o) ?? []),
-      candidates: nodeCandidates(this.plan, global),
+      get inputs() {
+        return (inputs ??= global.inputs.map(typeOf));
+      },
+      get outputs() {
+        return (outputs ??= global.outputs.map((o) => typeOf(o) ?? { dtype: 'float32' as DType }));
+      },
+      get localInputShapes() {
+        return (localInputShapes ??= localInputs.map(staticShape));
+      },
+      get localOutputShapes() {
+        return (localOutputShapes ??= localOutputs.map((o) => staticShape(o) ?? []));
+      },
+      get inputRanges() {
+        return (inputRanges ??= global.inputs.map(rangesOf));
+      },
+      get outputRanges() {
+        return (outputRanges ??= global.outputs.map((o) => rangesOf(o) ?? []));
+      },
+      get candidates() {
+        return (candidates ??= nodeCandidates(plan, global));
+      },
       setConstantInput: (i, t) => this.setConstantInput(local, i, t),
       newValue: (hint, dtype, shape) => new Value(this.uniqueName(hint), dtype, shape.slice()),
       newConstant: (hint, t) => this.newConstant(hint, t),
