@@ -8,6 +8,7 @@
  * report.html (src/bundle/report-html) adds the op graph laid out with dagre and the per-device
  * schedule timeline.
  */
+import type { AutoChoiceDetail } from '../passes/sharding/strategies/auto.js';
 import { basename } from 'node:path';
 import { COLLECTIVE_DOMAIN } from '../ir/graph.js';
 import type { OpRegistry } from '../ir/registry.js';
@@ -71,6 +72,14 @@ export interface BundleReport {
    * each stage idles, (stages - 1) / (micro-batches + stages - 1).
    */
   pipeline?: { axis: string; stages: number; microBatches: number; clocks: number; schedule: 'forward fill'; bubble: number };
+  /**
+   * `--strategy auto`: what it weighed and why it chose its plan — every preset candidate with its
+   * estimated cost (seconds: communication, compute, memory traffic) or why it was not planned, the
+   * layout search's status, size and cost (and the preset its plan equals), the memory limit and
+   * the chosen plan's peak, and with `devices` every mesh shape tried. Deterministic (the solver's
+   * times are left out).
+   */
+  auto?: AutoChoiceDetail;
 }
 
 /** Options of buildReport: the hardware file and memory limit of `partition --hardware/--memory-limit`. */
@@ -157,6 +166,7 @@ export function buildReport(plan: ShardPlan, programs: readonly DeviceProgram[],
       planMs: Math.max(0, ...devices.map((d) => d.totalMs ?? 0)),
       scheduledPlanMs: Math.max(0, ...devices.map((d) => d.schedule?.criticalPathMs ?? 0)),
     };
+  if (plan.autoChoice) report.auto = plan.autoChoice as AutoChoiceDetail;
   if (plan.pipeline) {
     const p = plan.pipeline;
     report.pipeline = { axis: p.axis, stages: p.stages, microBatches: p.microBatches, clocks: p.clocks.length, schedule: 'forward fill', bubble: bubbleFraction(p.stages, p.microBatches) };
