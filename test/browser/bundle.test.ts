@@ -70,6 +70,7 @@ const RUN_IN_PAGE = `async ({ url, feeds }) => {
 describe('multi-device wgsl bundles on navigator.gpu in headless Chromium', () => {
   let server: Server | undefined;
   let context: BrowserContext | undefined;
+  let launching: Promise<BrowserContext> | undefined;
   let tmp = '';
   let url = '';
 
@@ -95,11 +96,13 @@ describe('multi-device wgsl bundles on navigator.gpu in headless Chromium', () =
 
     const bundle = await buildBrowserBundle(ROOT);
     ({ server, url } = await serveBrowserDemo(ROOT, bundle.code, 0, mounts));
-    context = await chromium.launchPersistentContext(join(tmp, 'chromium'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_WEBGPU_FLAGS });
+    launching = chromium.launchPersistentContext(join(tmp, 'chromium'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_WEBGPU_FLAGS });
+    context = await launching;
   }, 120_000);
 
   afterAll(async () => {
-    await context?.close();
+    // Also a context that came up after beforeAll timed out: a stray Chromium keeps jest alive.
+    await (await launching?.catch(() => undefined))?.close();
     await new Promise<void>((ok) => (server ? server.close(() => ok()) : ok()));
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });

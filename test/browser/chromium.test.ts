@@ -29,6 +29,7 @@ describe('browser entry on WebGPU in headless Chromium', () => {
 
   let server: Server | undefined;
   let context: BrowserContext | undefined;
+  let launching: Promise<BrowserContext> | undefined;
   let userDir: string | undefined;
   let url = '';
   let stubbed: string[] = [];
@@ -38,11 +39,13 @@ describe('browser entry on WebGPU in headless Chromium', () => {
     stubbed = bundle.stubbed;
     ({ server, url } = await serveBrowserDemo(ROOT, bundle.code));
     userDir = mkdtempSync(join(tmpdir(), 'shardc-chromium-'));
-    context = await chromium.launchPersistentContext(userDir, { executablePath: DEFAULT_CHROMIUM, headless: true, args: CHROMIUM_WEBGPU_FLAGS });
-  }, 30000);
+    launching = chromium.launchPersistentContext(userDir, { executablePath: DEFAULT_CHROMIUM, headless: true, args: CHROMIUM_WEBGPU_FLAGS });
+    context = await launching;
+  }, 120_000);
 
   afterAll(async () => {
-    await context?.close();
+    // Also a context that came up after beforeAll timed out: a stray Chromium keeps jest alive.
+    await (await launching?.catch(() => undefined))?.close();
     await new Promise<void>((ok) => (server ? server.close(() => ok()) : ok()));
     if (userDir) rmSync(userDir, { recursive: true, force: true });
   });

@@ -96,11 +96,15 @@ describe('report.html in headless Chromium', () => {
   });
 
   let browser: Browser | undefined;
+  // The launch is kept so afterAll closes a browser that came up after the hook timed out (on a
+  // loaded machine): a stray Chromium would keep jest from exiting.
+  let launching: Promise<Browser> | undefined;
   beforeAll(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu'] });
-  }, 30000);
+    launching = chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu'] });
+    browser = await launching;
+  }, 120_000);
   afterAll(async () => {
-    await browser?.close();
+    await (await launching?.catch(() => undefined))?.close();
   });
 
   /** Opens a file and records every request and every console error or page error. */
