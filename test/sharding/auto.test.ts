@@ -14,7 +14,8 @@ import { lowerPlan } from '../../src/passes/sharding/lower.js';
 import { DeviceMesh } from '../../src/passes/sharding/mesh.js';
 import type { ShardPlan } from '../../src/passes/sharding/plan.js';
 import { createCoreShardingRules } from '../../src/passes/sharding/rules/index.js';
-import { autoCandidates, cloneGraph, planCost } from '../../src/passes/sharding/strategies/auto.js';
+import { type AutoChoiceDetail, MAX_MICRO_BATCHES_PER_STAGE, autoCandidates, cloneGraph, planCost, planPeak } from '../../src/passes/sharding/strategies/auto.js';
+import { type CostModel, DEFAULT_COST } from '../../src/passes/sharding/propagate.js';
 import { PRESETS } from '../../src/passes/sharding/strategies/index.js';
 import { printGraph } from '../../src/ir/text.js';
 import { runGraph } from '../../src/targets/cpu/interpreter.js';
@@ -89,12 +90,72 @@ test('a weight-heavy MLP (batch 2, 256×1024 weights) on an open axis: megatron,
   expect(d!.communication).toBeLessThan(m!.communication); // data's one AllGather sends less than megatron's AllReduce
 });
 
-test('the choice is deterministic: same plan text, same costs', () => {
-  const a = auto(GPT(), 'dp=2,tp=2', { batch: 4, sequence: 16 });
+test('the choice is deterministic: same plan text, same costs; the plan is made on a copy and moved into the graph given, as the preset plans it', () => {
+  const g = importModel(GPT(), { file: 'm.onnx' }).graph;
+  const a = shardGraph(g, DeviceMesh.parse('dp=2,tp=2'), { strategy: 'auto', registry, rules, bindings: { batch: 4, sequence: 16 } });
   const b = auto(GPT(), 'dp=2,tp=2', { batch: 4, sequence: 16 });
   expect(a.strategy).toBe('auto (data on dp, megatron on tp)');
   expect(JSON.stringify(b.autoChoice)).toBe(JSON.stringify(a.autoChoice));
   expect(printGraph(b.graph)).toBe(printGraph(a.graph));
+  // shardGraph rewrites the graph it is given, with auto too.
+  expect(a.graph).toBe(g);
+  const preset = shardGraph(importModel(GPT(), { file: 'm.onnx' }).graph, DeviceMesh.parse('dp=2,tp=2'), { strategy: 'data+megatron', registry, rules, bindings: { batch: 4, sequence: 16 } });
+  expect(printGraph(a.graph)).toBe(printGraph(preset.graph));
+});
+
+describe('pipelines: the micro-batch count with the least estimated total (the bubble against per-micro-batch collectives), under the memory limit', () => {
+  const d = { batch: 8, sequence: 16 };
+  const mesh = DeviceMesh.parse('pp=2');
+  const run = (cost: CostModel, extra: object = {}): ShardPlan =>
+    shardGraph(importModel(GPT(), { file: 'm.onnx' }).graph, mesh, { strategy: 'auto', registry, rules, bindings: d, cost, ...extra });
+  /** The reference: the pipeline preset planned with m micro-batches, its planCost total and planPeak. */
+  const preset = (m: number, cost: CostModel): { total: number; peak: number } => {
+    const p = shardGraph(importModel(GPT(), { file: 'm.onnx' }).graph, mesh, { strategy: 'pipeline', registry, rules, bindings: d, cost, microBatches: m });
+    return { total: planCost(p, registry, cost).total, peak: planPeak(p, { strategy: 'pipeline', registry, rules }) };
+  };
+  const choiceOf = (p: ShardPlan) => (p.autoChoice as AutoChoiceDetail).candidates.find((c) => c.strategy === 'pipeline on pp')!.microBatches!;
+
+  test('compute-bound: the bubble (P-1)/(M+P-1) decides, the most micro-batches win (up to 4 per stage)', () => {
+    const heavy: CostModel = { secondsPerFlop: 1e-9, secondsPerByte: 0, secondsPerCollective: 0 };
+    const p = run(heavy);
+    const mb = choiceOf(p);
+    expect(mb.tried.map((t) => t.microBatches)).toEqual([1, 2, 4, 8]);
+    expect(MAX_MICRO_BATCHES_PER_STAGE * 2).toBe(8);
+    for (const t of mb.tried) expect(t.total! / preset(t.microBatches, heavy).total).toBeCloseTo(1, 12);
+    expect(mb.chosen).toBe(8);
+    expect(p.pipeline!.microBatches).toBe(8);
+  });
+
+  test('collective-bound (the default cost: 10 us per collective): one micro-batch; the counts stop once the total rises', () => {
+    const p = run(DEFAULT_COST);
+    const mb = choiceOf(p);
+    expect(mb.tried.map((t) => t.microBatches)).toEqual([1, 2]);
+    expect(mb.tried[1]!.total!).toBeGreaterThan(mb.tried[0]!.total!);
+    expect(mb.chosen).toBe(1);
+    expect(p.pipeline!.microBatches).toBe(1);
+    // Given micro-batches are kept (no choice).
+    const given = run(DEFAULT_COST, { microBatches: 4 });
+    expect(given.pipeline!.microBatches).toBe(4);
+    expect((given.autoChoice as AutoChoiceDetail).candidates.find((c) => c.strategy === 'pipeline on pp')!.microBatches).toBeUndefined();
+  });
+
+  test('a memory limit one micro-batch exceeds: the cheapest count that fits, and the plan runs correctly', () => {
+    const refs = [1, 2, 4, 8].map((m) => ({ m, ...preset(m, DEFAULT_COST) }));
+    // Forward only: the first stage's activations shrink with the micro-batch, so more micro-batches need less.
+    expect(refs[1]!.peak).toBeLessThan(refs[0]!.peak);
+    const limit = refs[0]!.peak - 1;
+    const fitting = refs.filter((r) => r.peak <= limit);
+    const want = fitting.reduce((a, b) => (b.total < a.total ? b : a));
+    const p = run(DEFAULT_COST, { memoryLimit: limit });
+    expect(choiceOf(p).chosen).toBe(want.m);
+    expect(p.pipeline!.microBatches).toBe(want.m);
+    expect((p.autoChoice as AutoChoiceDetail).memory!.peakBytes).toBeLessThanOrEqual(limit);
+    const g = importModel(GPT(), { file: 'm.onnx' }).graph;
+    const feeds = randomInputs(g, { dims: d, seed: 3 });
+    const want0 = runGraph(g, feeds, { registry });
+    const got = runSpmd(lowerPlan(p, { registry, rules }), p.mesh, feeds, { registry, plan: p });
+    for (const o of g.outputs) expect(compareTensors(got.outputs.get(o.name)!, want0.get(o.name)!, { rtol: 1e-4, atol: 1e-5 }).message).toBe('');
+  });
 });
 
 test('no eligible preset fits the model: the ineligible ones are planned, the cheapest wins; the auto plan runs correctly', () => {

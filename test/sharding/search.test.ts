@@ -96,7 +96,9 @@ test('the modelling is what finds megatron: by time alone the search keeps (near
   defaultPipeline({ registry, bindings: dims }).run(g);
   unfuseSplitProjections(g);
   const mesh = meshWithHardware(DeviceMesh.parse('tp=2'), hw);
-  const free = searchLayouts(g, mesh, { registry, rules, cost, free: true });
+  // The free program is a hard one (branch and bound up to its node limit, 15-25 s here): the
+  // wall-clock safety net must not decide the comparison.
+  const free = searchLayouts(g, mesh, { registry, rules, cost, free: true, timeLimit: 120 });
   const modelled = searchLayouts(g, mesh, { registry, rules, cost, splitWeights: ['tp'] });
   expect(free.status).toBe('optimal');
   expect(modelled.status).toBe('optimal');
@@ -199,6 +201,37 @@ test('devices=8 on gpt-tiny: tp=8, dp×tp and pp×tp are all costed (pipelines w
   expect(String(tight.mesh)).toBe(cheapest(after));
   expect((tight.autoChoice as AutoChoiceDetail).memory!.peakBytes).toBeLessThanOrEqual(limit);
   verify(tight, importModel(bytes, { file: 'gpt-tiny.onnx' }).graph, d);
+});
+
+test('pp×tp: the search lays out the tp axis of the micro-batch graph (the pipeline axis stays the stages); its pipelined plan runs correctly', () => {
+  const d = { batch: 4, sequence: 16 };
+  const file = 'examples/gpt-tiny.onnx';
+  // On the H100 file: one micro-batch, and on tp the search finds megatron's layout: the preset keeps its name.
+  const au = plan(load(file), 'pp=2,tp=2', 'auto', { bindings: d });
+  const choice = au.autoChoice as AutoChoiceDetail;
+  expect(au.strategy).toBe('auto (pipeline on pp, megatron on tp)');
+  expect(choice.search!.status).toBe('optimal');
+  expect(choice.search!.axes.map((a) => a.axis)).toEqual(['tp']);
+  expect(choice.search!.microBatches).toBe(1);
+  expect(choice.search!.sameAs).toBe('pipeline on pp, megatron on tp');
+  // Compute-bound: the pipeline candidates take the most micro-batches (4, the batch), the search
+  // plans with the anchor's count, and its layout (reduce-scatters and all-gathers) is cheaper than
+  // both presets' by more than SEARCH_MARGIN: auto takes it.
+  const heavy = { secondsPerFlop: 1e-9, secondsPerByte: 0, secondsPerCollective: 0 };
+  const hv = plan(load(file), 'pp=2,tp=2', 'auto', { bindings: d, cost: heavy });
+  const hc = hv.autoChoice as AutoChoiceDetail;
+  expect(hv.strategy).toBe('auto (search (ILP))');
+  const anchor = hc.candidates.find((c) => c.strategy === 'pipeline on pp, megatron on tp')!;
+  expect(anchor.microBatches!.chosen).toBe(4);
+  expect(hc.search!.microBatches).toBe(4);
+  expect(hv.pipeline!.stages).toBe(2);
+  expect(hv.pipeline!.microBatches).toBe(4);
+  expect(hc.search!.cost!.total).toBe(planCost(hv, registry, heavy).total);
+  for (const c of hc.candidates.filter((x) => x.cost)) expect(hc.search!.cost!.total).toBeLessThan(c.cost!.total * (1 - SEARCH_MARGIN));
+  verify(hv, load(file), d);
+  // A mesh with only the pipeline axis leaves the search nothing to lay out.
+  const pp = plan(load(file), 'pp=2', 'auto', { bindings: d });
+  expect((pp.autoChoice as AutoChoiceDetail).search).toBeUndefined();
 });
 
 test('a long sequence under a memory limit megatron exceeds: the search finds a plan that fits, cheaper than the sequence preset, and it runs correctly', () => {

@@ -5,8 +5,23 @@
  * module). So the solver lives in one worker thread, started on the first solve and kept for the
  * process (unref'd: it never keeps the process alive); a solve posts the model text to it and
  * blocks on Atomics.wait until the worker has posted the result back, which is then read with
- * receiveMessageOnPort. The first solve pays the worker start and the wasm compile (about 0.2 s);
- * later ones only the solve.
+ * receiveMessageOnPort. startSolver() starts the worker and has it load `highs` ahead of the first
+ * solve (auto calls it before planning its presets, so the two overlap).
+ *
+ * Tiering: V8 runs wasm on its baseline compiler (Liftoff) and recompiles hot functions with
+ * TurboFan in the background. HiGHS's functions are large: that recompilation takes about 1.3 s of
+ * CPU, and on a busy machine the first solve of gpt-tiny's tp=2 program took 0.4-1.4 s with it
+ * against 0.2-0.3 s without (2 shared cores). But Liftoff's code is slower: 0.13 s against 0.08 s
+ * per solve of that program once tiered up, 23 s against 15 s for a hard branch and bound. A
+ * partition solves one program per mesh axis, so the worker starts with an instance compiled by
+ * Liftoff alone (V8's `--liftoff-only` is set while its module is compiled, the tiers being fixed
+ * per module when it is created, and restored at once, so wasm compiled later in the process —
+ * the interpreter's matmul kernel, ir/ops/matmul-kernel.ts — tiers up as usual). Once its solves
+ * have taken TIER_UP_AFTER_MS in all (many meshes, benches, test runs), the recompilation pays for
+ * itself, and a second instance, compiled with the default tiers, takes the later solves (rent or
+ * buy: never much worse than the better of the two). When the process was started with its own
+ * wasm flags (execArgv, NODE_OPTIONS) they are left alone and one instance serves. Both compute
+ * the same results (wasm arithmetic is deterministic).
  *
  * The worker is plain CommonJS evaluated from a string (`eval: true`), so it needs no file next to
  * this module and runs the same under tsx, jest and the compiled dist/. It loads `highs` by an
@@ -27,14 +42,40 @@ export type HighsOptions = Record<string, string | number | boolean>;
 
 const WORKER = `
 const { workerData } = require('node:worker_threads');
-const { port, flag, path } = workerData;
-let ready;
+const v8 = require('node:v8');
+const { port, flag, path, liftoff, switchMs } = workerData;
+let quick;
+let tiered;
+let spent = 0;
+// The first instance: Liftoff only (see the file comment), from the module's bytes with a custom
+// section appended (ignored by the engine), so that V8 compiles them apart from the file's bytes
+// that the tiered instance loads (it keeps one compiled module per distinct bytes).
+const loadQuick = () => {
+  if (quick) return quick;
+  if (!liftoff) return (quick = require(path)());
+  const fs = require('node:fs');
+  const bytes = fs.readFileSync(require('node:path').join(require('node:path').dirname(path), 'highs.wasm'));
+  const tag = Buffer.from('shardc.liftoff');
+  const binary = Buffer.concat([bytes, Buffer.from([0, tag.length + 1, tag.length]), tag]);
+  v8.setFlagsFromString('--liftoff-only');
+  quick = new Promise((resolve, reject) => {
+    const instantiateWasm = (imports, done) => {
+      WebAssembly.instantiate(binary, imports).then((r) => done(r.instance), reject);
+      return {};
+    };
+    require(path)({ instantiateWasm }).then(resolve, reject);
+  });
+  quick.finally(() => { v8.setFlagsFromString('--no-liftoff-only'); v8.setFlagsFromString('--wasm-dynamic-tiering'); }).catch(() => {});
+  return quick;
+};
 port.on('message', async (m) => {
+  if (m.load) return void loadQuick().catch(() => {});
   let out;
   try {
-    ready ??= require(path)();
-    const h = await ready;
+    const h = tiered && spent > switchMs ? await tiered : await loadQuick();
+    const t0 = performance.now();
     const r = h.solve(m.lp, m.options);
+    spent += performance.now() - t0;
     const cols = {};
     for (const k of Object.keys(r.Columns || {})) cols[k] = { Primal: r.Columns[k].Primal };
     out = { ok: { Status: r.Status, ObjectiveValue: r.ObjectiveValue, Columns: cols } };
@@ -44,8 +85,13 @@ port.on('message', async (m) => {
   port.postMessage(out);
   Atomics.store(flag, 0, 1);
   Atomics.notify(flag, 0);
+  // Past switchMs of solving: the instance with the default tiers, for the later solves.
+  if (liftoff && spent > switchMs && !tiered) tiered = require(path)();
 });
 `;
+
+/** Milliseconds of solving after which the worker moves to an instance that tiers up (see the file comment). */
+export const TIER_UP_AFTER_MS = 1500;
 
 interface Solver {
   port: MessagePort;
@@ -66,10 +112,19 @@ function start(): Solver {
   const path = req.resolve('highs');
   const { port1, port2 } = new MessageChannel();
   const flag = new Int32Array(new SharedArrayBuffer(4));
-  const worker = new Worker(WORKER, { eval: true, workerData: { port: port2, flag, path }, transferList: [port2] });
+  // The process's own wasm flags win (see the file comment).
+  const liftoff = ![...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => /liftoff|wasm/.test(a));
+  const worker = new Worker(WORKER, { eval: true, workerData: { port: port2, flag, path, liftoff, switchMs: TIER_UP_AFTER_MS }, transferList: [port2] });
   worker.unref();
   port1.unref();
   return { port: port1, flag };
+}
+
+/** Starts the solver's worker and has it load `highs` now (no-op when started): the first solve then waits less. */
+export function startSolver(): void {
+  if (solver) return;
+  solver = start();
+  solver.port.postMessage({ load: true });
 }
 
 /**

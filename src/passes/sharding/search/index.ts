@@ -33,7 +33,7 @@ import { type AxisSolution, solveAxis } from './formulate.js';
 
 export { solveAxis, type AxisProblem, type AxisSolution } from './formulate.js';
 export { divideHeavyOps, isHeavy, HEAVY_FAMILIES } from './divide.js';
-export { solveLp } from './highs.js';
+export { solveLp, startSolver } from './highs.js';
 
 export interface SearchOptions {
   registry: OpRegistry;

@@ -4,7 +4,18 @@
  * picks the cheapest by the estimate below. The search's plan replaces the cheapest preset's only
  * when SEARCH_MARGIN cheaper, so where it finds a preset's plan (megatron on a transformer's tp
  * axis) the preset's name stays in the report. With `devices`, every mesh shape is tried the same
- * way (planAutoDevices).
+ * way (planAutoDevices). The graph is bound and passed once, every candidate is planned on a copy,
+ * and the winner's plan is moved into the graph given (planAuto, adopt): nothing is planned twice.
+ *
+ * Pipelines (a mesh axis named pp, or the pipeline preset on an open axis): each pipelined
+ * candidate is planned for every micro-batch count M dividing the batch (up to
+ * MAX_MICRO_BATCHES_PER_STAGE per stage; ShardOptions.microBatches, when given, is kept), and the
+ * count with the least estimated total among those that fit the memory limit is kept
+ * (AutoCandidateDetail.microBatches): more micro-batches shrink the bubble (P-1)/(M+P-1), but each
+ * repeats the stage's collectives and Send/Recv, with their fixed costs. The layout search runs on
+ * the other axes of such a mesh: it lays out one micro-batch (the cheapest eligible pipelined
+ * candidate's count), as the pipeline plans its micro-batch graph with presets
+ * (pipeline/index.ts shardPipeline with the search's seeds as a custom strategy).
  *
  * Candidates: for every preset name in PRESETS order (so presets added later are considered
  * without changes here), the assignment `assignPresets(name, mesh)` makes (the named preset on its
@@ -44,7 +55,7 @@ import { dtypeBytes } from '../../../ir/dtype.js';
 import { Graph, Node, Value } from '../../../ir/graph.js';
 import type { OpRegistry } from '../../../ir/registry.js';
 import { type AutoCandidate, type AutoChoice, COMMUNICATING, type ShardPlan, isCollective, nodeStage } from '../plan.js';
-import { type CostModel, DEFAULT_COST, type Seed, flopsOf } from '../propagate.js';
+import { type CostModel, DEFAULT_COST, flopsOf } from '../propagate.js';
 import { localShape } from '../shards.js';
 import { placementBytes } from '../reshard.js';
 import { type AxisPreset, PRESETS, assignPresets, dataPreset } from './index.js';
@@ -56,7 +67,9 @@ import { lowerPlan } from '../lower.js';
 import { DeviceMesh } from '../mesh.js';
 import { estimateGraph } from '../../../bundle/estimate.js';
 import { unfuseSplitProjections } from '../unfuse-qkv.js';
-import { type SearchResult, searchLayouts } from '../search/index.js';
+import { shardPipeline } from '../pipeline/index.js';
+import { batchSymbol } from '../pipeline/micro-batches.js';
+import { type SearchResult, searchLayouts, startSolver } from '../search/index.js';
 import type { AnnotateFn } from './custom.js';
 
 export interface AutoOptions {
@@ -278,6 +291,8 @@ export interface SearchSummary {
   note?: string;
   /** The estimated cost of the search's plan (planCost), when it was planned. */
   cost?: PlanCost;
+  /** On a mesh with a pipeline axis: the micro-batches of the search's pipelined plan (the anchor preset's count). */
+  microBatches?: number;
   /** The preset whose plan the search's plan equals (same collectives: kind, tensor, axes, placements), if any. */
   sameAs?: string;
   /**
@@ -288,8 +303,22 @@ export interface SearchSummary {
   equivalentTo?: string;
 }
 
+/** A pipelined candidate's micro-batch counts tried (chooseOnMesh; microBatchCounts). */
+export interface MicroBatchChoice {
+  /** The count kept: the least estimated total among those that fit the memory limit (if none fits, the least peak). */
+  chosen: number;
+  /** Each count tried: its estimated total (planCost) and, with a memory limit, its peak; or why it does not apply. */
+  tried: { microBatches: number; total?: number; peakBytes?: number; note?: string }[];
+}
+
+/** A candidate as auto records it: a pipelined one with its micro-batch choice. */
+export interface AutoCandidateDetail extends AutoCandidate {
+  microBatches?: MicroBatchChoice;
+}
+
 /** ShardPlan.autoChoice with the search's summary, the memory verdicts and the meshes tried. */
 export interface AutoChoiceDetail extends AutoChoice {
+  candidates: AutoCandidateDetail[];
   search?: SearchSummary;
   /** Per-device memory limit applied and the chosen plan's estimated peak. */
   memory?: { limitBytes: number; peakBytes: number; note: string };
@@ -333,18 +362,22 @@ export function collectiveShape(plan: ShardPlan): string {
 }
 
 /**
- * `--strategy auto` on a graph as imported (bound and passed per candidate): every applicable preset (chooseAuto's
- * candidates) and the layout search's plan are planned on copies and costed by planCost; plans over
- * the memory limit are dropped; the cheapest wins (ties: presets first, in PRESETS order, so a
- * search that finds a preset's plan is named after it). The winner is planned again on `graph`.
+ * `--strategy auto` on a graph as imported: every applicable preset (chooseAuto's candidates) and
+ * the layout search's plan are planned on copies and costed by planCost; plans over the memory
+ * limit are dropped; the cheapest wins (ties: presets first, in PRESETS order, so a search that
+ * finds a preset's plan is named after it). The graph is bound and passed once, on a copy
+ * (`prepared`): SPMD candidates and the search plan copies of it, without running the passes
+ * again; pipelined candidates copies of the graph as given (they bind the micro-batch size
+ * themselves). The winner's plan is then moved into `graph` (adopt), which shardGraph rewrites in
+ * place: nothing is planned twice.
  */
 export function planAuto(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard: ShardFn): ShardPlan {
-  // The passes once on a copy first, so that a model they reject fails with their own message
-  // (the candidates would each record it as why they do not apply).
-  passesOf(opts)(cloneGraph(graph));
-  if (opts.devices !== undefined) return planAutoDevices(graph, mesh, opts, shard);
-  const r = chooseOnMesh(graph, mesh, opts, shard);
-  return r.final();
+  // The passes first, so that a model they reject fails with their own message (the candidates
+  // would each record it as why they do not apply).
+  const prepared = cloneGraph(graph);
+  passesOf(opts)(prepared);
+  if (opts.devices !== undefined) return planAutoDevices(graph, prepared, mesh, opts, shard);
+  return chooseOnMesh(graph, prepared, mesh, opts, shard).final(graph);
 }
 
 /** Runs shardGraph's graph passes (bound by opts.bindings) on a graph. */
@@ -354,27 +387,83 @@ function passesOf(opts: ShardOptions): (g: Graph) => void {
   };
 }
 
+/**
+ * Moves a plan made on a copy of a graph into `into` (the copy's contents; the plan then names
+ * `into`): what planning `into` itself gives, since planning is deterministic and cloneGraph copies
+ * everything it reads.
+ */
+function adopt(plan: ShardPlan, into: Graph): ShardPlan {
+  const g = plan.graph;
+  if (g === into) return plan;
+  into.name = g.name;
+  into.opsets = g.opsets;
+  into.inputs = g.inputs;
+  into.initializers = g.initializers;
+  into.nodes = g.nodes;
+  into.outputs = g.outputs;
+  into.meta.clear();
+  for (const [k, m] of g.meta) into.meta.set(k, m);
+  plan.graph = into;
+  return plan;
+}
+
+/** Per stage, the most micro-batches auto tries (GPipe's M ≥ 4·P keeps the bubble under 20%; the unrolled stage programs grow with M). */
+export const MAX_MICRO_BATCHES_PER_STAGE = 4;
+
+/**
+ * The micro-batch counts auto tries for a pipeline of `stages` stages: the divisors of the bound
+ * batch up to MAX_MICRO_BATCHES_PER_STAGE per stage; undefined (no choice: the pipeline's own)
+ * when ShardOptions.microBatches is given or the graph has no bound batch dim.
+ */
+export function microBatchCounts(graph: Graph, opts: ShardOptions, stages: number): number[] | undefined {
+  if (opts.microBatches !== undefined) return undefined;
+  let symbol: string | undefined;
+  try {
+    symbol = batchSymbol(graph);
+  } catch (e) {
+    if (e instanceof UserError) return undefined; // the pipeline says why
+    throw e;
+  }
+  const size = symbol === undefined ? undefined : opts.bindings?.[symbol];
+  if (size === undefined || !Number.isInteger(size) || size < 1) return undefined;
+  const most = Math.min(size, MAX_MICRO_BATCHES_PER_STAGE * stages);
+  return Array.from({ length: most }, (_, i) => i + 1).filter((m) => size % m === 0);
+}
+
 interface MeshChoice {
   choice: AutoChoiceDetail;
   cost: number;
   /** The winner's plan (on the copy it was planned on). */
   plan: ShardPlan;
-  final(): ShardPlan;
+  /** The winner's plan moved into `graph` (adopt), with its strategy and autoChoice set. */
+  final(graph: Graph): ShardPlan;
 }
 
-function chooseOnMesh(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard: ShardFn): MeshChoice {
+/** Thrown out of a pipeline's micro-batch planning when the search has no plan (caught in chooseOnMesh). */
+class NoSearchPlan extends Error {}
+
+/**
+ * Plans every candidate on the mesh (copies of `graph` as given, or of `prepared`, the graph
+ * bound and passed; neither is changed) and the layout search's plan, and picks the winner.
+ */
+function chooseOnMesh(graph: Graph, prepared: Graph, mesh: DeviceMesh, opts: ShardOptions, shard: ShardFn): MeshChoice {
   const base: ShardOptions = { ...opts, devices: undefined };
-  // The graph comes unbound (shardGraph): every preset candidate binds its copy; the search's copy
-  // and, if the search wins, the graph itself are bound and passed here.
-  const prepare = passesOf(opts);
   const limit = opts.memoryLimit;
+  // The solver's worker loads while the presets are planned.
+  if (opts.search !== false) startSolver();
   const options = autoCandidates(mesh);
-  const records: AutoCandidate[] = options.map((o) => ({ strategy: describe(o.presets), eligible: respectsAxisNames(o.presets) }));
+  const records: AutoCandidateDetail[] = options.map((o) => ({ strategy: describe(o.presets), eligible: respectsAxisNames(o.presets) }));
   const plans = new Map<number, ShardPlan>();
   const peaks = new Map<number, number>();
+  const peakCache = new WeakMap<ShardPlan, number>();
+  const peakOf = (plan: ShardPlan): number => {
+    let p = peakCache.get(plan);
+    if (p === undefined) peakCache.set(plan, (p = planPeak(plan, opts)));
+    return p;
+  };
   const overLimit = (i: number, plan: ShardPlan): boolean => {
     if (limit === undefined) return false;
-    const peak = planPeak(plan, opts);
+    const peak = peakOf(plan);
     peaks.set(i, peak);
     if (peak <= limit) return false;
     records[i]!.note = `needs ${formatBytes(peak)} per device, ${formatBytes(peak - limit)} over the memory limit of ${formatBytes(limit)}`;
@@ -388,12 +477,56 @@ function chooseOnMesh(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard:
     if (overLimit(i, plan)) return;
     if (best < 0 || r.cost.total < records[best]!.cost!.total * (1 - margin)) best = i;
   };
+
+  const pipeAxis = mesh.axes.find((a) => PRESETS.some((p) => p.mpmd && p.axis === a.name));
+  /**
+   * A pipelined plan for each micro-batch count (microBatchCounts), the one with the least
+   * estimated total among those that fit the memory limit kept (if none fits, the one with the
+   * least peak); without a choice, the pipeline's own count. Throws the first count's UserError
+   * when no count applies. The total is convex in the count M (the work stretched by the
+   * schedule's (M+P-1)/M falls, the per-micro-batch collectives' fixed costs grow with M), so the
+   * counts are tried in increasing order only until a fitting plan costs more than the one kept.
+   */
+  const choosePipeline = (stages: number, planWith: (microBatches: number | undefined) => ShardPlan): { plan: ShardPlan; choice?: MicroBatchChoice } => {
+    const counts = microBatchCounts(graph, opts, stages);
+    if (!counts) return { plan: planWith(undefined) };
+    const tried: MicroBatchChoice['tried'] = [];
+    let kept: { plan: ShardPlan; m: number; total: number; peak: number; fits: boolean } | undefined;
+    let first: UserError | undefined;
+    for (const m of counts) {
+      let plan: ShardPlan;
+      try {
+        plan = planWith(m);
+      } catch (e) {
+        if (!(e instanceof UserError)) throw e;
+        tried.push({ microBatches: m, note: e.message });
+        first ??= e;
+        continue;
+      }
+      const total = planCost(plan, opts.registry, opts.cost).total;
+      const peak = limit === undefined ? 0 : peakOf(plan);
+      const fits = limit === undefined || peak <= limit;
+      tried.push({ microBatches: m, total, ...(limit === undefined ? {} : { peakBytes: peak }) });
+      if (!kept || (fits && !kept.fits) || (fits === kept.fits && (fits ? total < kept.total * (1 - 1e-12) : peak < kept.peak))) kept = { plan, m, total, peak, fits };
+      else if (fits && kept.fits && total > kept.total) break; // past the least total (see below)
+    }
+    if (!kept) throw first!;
+    return { plan: kept.plan, choice: { chosen: kept.m, tried } };
+  };
+  // A candidate's plan: an SPMD one on a copy of the prepared graph; a pipelined one per micro-batch count on copies of the graph as given.
+  const planOption = (a: AutoOption, r: AutoCandidateDetail): ShardPlan => {
+    const staged = a.presets.find((p) => p.preset.mpmd);
+    if (!staged) return shard(cloneGraph(prepared), mesh, { ...base, strategy: a.strategy, pipeline: noPasses });
+    const { plan, choice } = choosePipeline(mesh.axis(staged.axis).size, (m) => shard(cloneGraph(graph), mesh, { ...base, strategy: a.strategy, microBatches: m ?? opts.microBatches }));
+    if (choice) r.microBatches = choice;
+    return plan;
+  };
   const tryPresets = (eligible: boolean): void => {
     options.forEach((a, i) => {
       if (records[i]!.eligible !== eligible) return;
       let plan: ShardPlan;
       try {
-        plan = shard(cloneGraph(graph), mesh, { ...base, strategy: a.strategy });
+        plan = planOption(a, records[i]!);
       } catch (e) {
         if (!(e instanceof UserError)) throw e;
         records[i]!.note = e.message;
@@ -404,64 +537,29 @@ function chooseOnMesh(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard:
   };
   tryPresets(true);
 
-  // The layout search: not on meshes with a pipeline (MPMD) axis.
+  // The layout search: on every axis but a pipeline's stage axis.
   let search: SearchSummary | undefined;
-  let searchSeeds: Map<string, Map<string, Seed>> | undefined;
-  const pipeAxis = mesh.axes.find((a) => PRESETS.some((p) => p.mpmd && p.axis === a.name));
+  const searchAxes = mesh.axes.filter((a) => a.size > 1 && a !== pipeAxis);
   // The search runs (unless `search: false`) when some eligible preset applies (else the ineligible
-  // presets decide, as before) and some axis has more than one device.
+  // presets decide, as before) and some axis it lays out has more than one device.
   const applies = [...plans.keys()].some((j) => records[j]!.eligible) && mesh.axes.some((a) => a.size > 1);
-  if (opts.search !== false && !pipeAxis && applies) {
+  if (opts.search !== false && applies && searchAxes.length) {
     // Axes named after a model-parallel role (tp, tpr/tpc, ep) divide heavy ops by their weights
     // (search/divide.ts); dp and open axes (x) divide them any way.
     const splitWeights = modelParallelAxes(mesh);
-    const paramLimits = new Map<string, number>();
+    const searchOpts = { registry: opts.registry, rules: opts.rules, cost: opts.cost, splitWeights, timeLimit: opts.searchTimeLimit, skipAxes: pipeAxis ? [pipeAxis.name] : [] };
+    const annotate = (res: SearchResult): AnnotateFn => (ctx) => res.seeds.get(ctx.axis.name) ?? new Map();
     // The anchor: the cheapest eligible preset plan, whether or not it fits the memory limit.
     let anchorAt = -1;
     for (const [j] of plans) if (records[j]!.eligible && (anchorAt < 0 || records[j]!.cost!.total < records[anchorAt]!.cost!.total)) anchorAt = j;
     const anchor = anchorAt >= 0 ? plans.get(anchorAt) : undefined;
-    // A memory limit bounds the search's parameter bytes on the last axis: the limit less the
-    // activation peak of the anchor plan (its lowered peak less its parameters). The search's own
-    // activation estimate is cruder than bundle/estimate.ts, so it is not what decides.
-    let reserve = 0;
-    if (limit !== undefined && anchor) {
-      const last = mesh.axes[mesh.axes.length - 1]!.name;
-      reserve = Math.max(0, planPeak(anchor, opts) - paramBytes(anchor, last));
-      paramLimits.set(last, Math.min(paramLimits.get(last) ?? Infinity, Math.max(0, limit - reserve)));
-    }
-    let searchLimit: number | undefined = undefined;
-    for (let attempt = 0; attempt < 4; attempt++) {
-      // A fresh copy per attempt: planning rewrites the copy it plans.
-      const g = cloneGraph(graph);
-      prepare(g);
-      unfuseSplitProjections(g);
-      const res = searchLayouts(g, mesh, { registry: opts.registry, rules: opts.rules, cost: opts.cost, memoryLimit: searchLimit, paramLimits, splitWeights, timeLimit: opts.searchTimeLimit });
-      search = summary(res);
-      if (res.seeds.size === 0 && mesh.axes.some((a) => a.size > 1)) {
-        for (const a of search.axes) if (a.leastMemoryBytes !== undefined) a.leastMemoryBytes += reserve;
-        break;
-      }
-      // By value name: planning renames values (a gathered output's sharded value).
-      const named = new Map([...res.seeds].map(([axis, s]) => [axis, new Map([...s].map(([v, seed]) => [v.name, seed]))]));
-      const annotate: AnnotateFn = (ctx) => res.seeds.get(ctx.axis.name) ?? new Map();
-      const plan = shard(g, mesh, { ...base, strategy: annotate, pipeline: noPasses });
+    const searched = (plan: ShardPlan): void => {
       const i = records.length;
       records.push({ strategy: SEARCH_LABEL, eligible: true }); // moved to choice.search at the end
       const same = [...plans].find(([j]) => collectiveSignature(plans.get(j)!) === collectiveSignature(plan));
-      if (same) search.sameAs = records[same[0]]!.strategy;
+      if (same) search!.sameAs = records[same[0]]!.strategy;
       const like = same ? undefined : [...plans].find(([j]) => collectiveShape(plans.get(j)!) === collectiveShape(plan));
-      if (like) search.equivalentTo = records[like[0]]!.strategy;
-      if (limit !== undefined) {
-        const peak = planPeak(plan, opts);
-        if (peak > limit && attempt < 3) {
-          // The search's activation estimate is below the real peak: tighten by the excess and solve again.
-          records.pop();
-          const last = mesh.axes[mesh.axes.length - 1]!.name;
-          paramLimits.set(last, Math.min(paramLimits.get(last) ?? Infinity, paramBytes(plan, last)) - (peak - limit) - limit * 0.01);
-          if (paramLimits.get(last)! <= 0) break;
-          continue;
-        }
-      }
+      if (like) search!.equivalentTo = records[like[0]]!.strategy;
       // The search's plan replaces a preset's only when clearly cheaper (SEARCH_MARGIN): within the
       // cost model's resolution the well-understood preset plan is kept (its name in the report).
       if (opts.preferSearch) {
@@ -469,13 +567,67 @@ function chooseOnMesh(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard:
         plans.set(i, plan);
         if (!overLimit(i, plan)) best = i;
       } else consider(i, plan, SEARCH_MARGIN);
-      searchSeeds = named;
-      break;
+    };
+    if (pipeAxis && anchor) {
+      // A pipeline: the search lays out one micro-batch (the anchor's count) on the other axes, as
+      // the pipeline plans its micro-batch graph with presets; its plan is checked against the
+      // memory limit (not bounded by it: a stage holds only its own weights, which the search,
+      // seeing the whole model, does not know).
+      const copy = cloneGraph(graph);
+      try {
+        const plan = shardPipeline(copy, mesh, { ...base, microBatches: anchor.pipeline?.microBatches ?? opts.microBatches }, options[anchorAt]!.presets, (o) => {
+          passesOf(o)(copy); // bound at the micro-batch size
+          unfuseSplitProjections(copy);
+          const res = searchLayouts(copy, mesh, searchOpts);
+          search = summary(res);
+          if (res.seeds.size === 0) throw new NoSearchPlan();
+          return shard(copy, mesh, { ...o, strategy: annotate(res), pipeline: noPasses });
+        });
+        search!.microBatches = plan.pipeline?.microBatches;
+        searched(plan);
+      } catch (e) {
+        if (e instanceof UserError && search) records.push({ strategy: SEARCH_LABEL, eligible: true, note: `its plan does not pipeline (${e.message}); the presets decide` });
+        else if (!(e instanceof NoSearchPlan)) throw e;
+      }
+    } else if (!pipeAxis) {
+      const paramLimits = new Map<string, number>();
+      // A memory limit bounds the search's parameter bytes on the last axis: the limit less the
+      // activation peak of the anchor plan (its lowered peak less its parameters). The search's own
+      // activation estimate is cruder than bundle/estimate.ts, so it is not what decides.
+      let reserve = 0;
+      const last = mesh.axes[mesh.axes.length - 1]!.name;
+      if (limit !== undefined && anchor) {
+        reserve = Math.max(0, peakOf(anchor) - paramBytes(anchor, last));
+        paramLimits.set(last, Math.max(0, limit - reserve));
+      }
+      for (let attempt = 0; attempt < 4; attempt++) {
+        // A fresh copy per attempt: planning rewrites the copy it plans.
+        const g = cloneGraph(prepared);
+        unfuseSplitProjections(g);
+        const res = searchLayouts(g, mesh, { ...searchOpts, paramLimits });
+        search = summary(res);
+        if (res.seeds.size === 0) {
+          for (const a of search.axes) if (a.leastMemoryBytes !== undefined) a.leastMemoryBytes += reserve;
+          break;
+        }
+        const plan = shard(g, mesh, { ...base, strategy: annotate(res), pipeline: noPasses });
+        if (limit !== undefined && attempt < 3) {
+          const peak = peakOf(plan);
+          if (peak > limit) {
+            // The search's activation estimate is below the real peak: tighten by the excess and solve again.
+            paramLimits.set(last, Math.min(paramLimits.get(last) ?? Infinity, paramBytes(plan, last)) - (peak - limit) - limit * 0.01);
+            if (paramLimits.get(last)! <= 0) break;
+            continue;
+          }
+        }
+        searched(plan);
+        break;
+      }
     }
     if (search && !records.some((r) => r.strategy === SEARCH_LABEL))
       records.push({ strategy: SEARCH_LABEL, eligible: true, note: searchNote(search, limit) });
   } else if (opts.search !== false && applies) {
-    records.push({ strategy: SEARCH_LABEL, eligible: true, note: `not run: mesh axis ${pipeAxis?.name ?? 'pp'} is a pipeline (stage) axis; the presets decide` });
+    records.push({ strategy: SEARCH_LABEL, eligible: true, note: `not run: no mesh axis but the pipeline's ${pipeAxis?.name ?? 'pp'} (stages) to lay out` });
   }
 
   if (best < 0) tryPresets(false);
@@ -509,29 +661,8 @@ function chooseOnMesh(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard:
       : `every plan fits ${formatBytes(limit)} per device; ${winner.strategy} needs ${formatBytes(peak)}`;
     choice.memory = { limitBytes: limit, peakBytes: peak, note };
   }
-  const final = (): ShardPlan => {
-    let plan: ShardPlan;
-    if (winner.strategy === SEARCH_LABEL) {
-      // The search ran on a copy: the same passes and rewrite on the graph, and its seeds mapped by value name.
-      prepare(graph);
-      unfuseSplitProjections(graph);
-      const byName = new Map<string, Value>();
-      for (const v of [...graph.inputs, ...graph.initializers, ...graph.nodes.flatMap((n) => n.outputs)]) byName.set(v.name, v);
-      const seeds = new Map<string, Map<Value, Seed>>();
-      for (const [axis, s] of searchSeeds!)
-        seeds.set(
-          axis,
-          new Map(
-            [...s].map(([name, seed]) => {
-              const o = byName.get(name);
-              if (!o) throw new Error(`auto: the search's value ${name} is not in the graph`);
-              return [o, seed];
-            }),
-          ),
-        );
-      const annotate: AnnotateFn = (ctx) => seeds.get(ctx.axis.name) ?? new Map();
-      plan = shard(graph, mesh, { ...base, strategy: annotate, pipeline: noPasses });
-    } else plan = shard(graph, mesh, { ...base, strategy: options[best]!.strategy });
+  const final = (into: Graph): ShardPlan => {
+    const plan = adopt(plans.get(best)!, into);
     plan.strategy = `auto (${winner.strategy})`;
     plan.autoChoice = choice;
     return plan;
@@ -602,7 +733,7 @@ export function meshShapes(n: number): string[] {
 }
 
 /** `devices`: every mesh shape planned (each as above), the cheapest estimated total wins. */
-function planAutoDevices(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, shard: ShardFn): ShardPlan {
+function planAutoDevices(graph: Graph, prepared: Graph, mesh: DeviceMesh, opts: ShardOptions, shard: ShardFn): ShardPlan {
   const n = opts.devices!;
   if (!Number.isInteger(n) || n < 1) throw new UserError(`devices must be a whole number ≥ 1, got ${n}`);
   const link = mesh.axes[mesh.axes.length - 1]!.link;
@@ -612,7 +743,7 @@ function planAutoDevices(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, sha
     let m = new DeviceMesh(DeviceMesh.parse(spec).axes.map((a) => ({ name: a.name, size: a.size, link })));
     try {
       if (opts.hardware) m = meshWithHardware(m, opts.hardware);
-      const r = chooseOnMesh(cloneGraph(graph), m, opts, shard);
+      const r = chooseOnMesh(graph, prepared, m, opts, shard);
       const pipe = r.plan.pipeline;
       tried.push({
         mesh: spec,
@@ -628,10 +759,8 @@ function planAutoDevices(graph: Graph, mesh: DeviceMesh, opts: ShardOptions, sha
     }
   }
   if (!best) throw new UserError(`strategy auto: no mesh of ${n} devices works for this model (${tried.map((t) => `${t.mesh}: ${t.note}`).join('; ')})`);
-  // Planned again on the graph itself, on the chosen mesh.
-  const r = chooseOnMesh(graph, best.mesh, opts, shard);
-  const plan = r.final();
+  const plan = best.r.final(graph);
   (plan.autoChoice as AutoChoiceDetail).meshes = tried;
-  plan.strategy = `auto (${best.mesh}: ${r.choice.chosen})`;
+  plan.strategy = `auto (${best.mesh}: ${best.r.choice.chosen})`;
   return plan;
 }
