@@ -6,18 +6,19 @@
  * times, and of its two-stream schedule (src/passes/schedule) the critical path and the
  * communication hidden behind compute; for pipelined plans the micro-batch schedule's bubble.
  * report.html (src/bundle/report-html) adds the op graph laid out with dagre and the per-device
- * schedule timeline.
+ * schedule timeline. A device twin (passes/sharding/lower.ts deviceTwin) has its twin's figures,
+ * computed once.
  */
 import type { AutoChoiceDetail } from '../passes/sharding/strategies/auto.js';
 import { basename } from 'node:path';
-import { COLLECTIVE_DOMAIN } from '../ir/graph.js';
+import { COLLECTIVE_DOMAIN, type Graph } from '../ir/graph.js';
 import type { OpRegistry } from '../ir/registry.js';
-import type { DeviceProgram } from '../passes/sharding/lower.js';
+import { type DeviceProgram, deviceTwin } from '../passes/sharding/lower.js';
 import type { CollectiveRecord, ShardPlan } from '../passes/sharding/plan.js';
 import type { OpSummary, ProfileEntry } from '../bench/profile.js';
-import { deviceNodeFlops, estimateGraph } from './estimate.js';
+import { deviceNodeFlops, estimateGraph, type GraphEstimate } from './estimate.js';
 import type { Hardware } from '../hardware/hardware.js';
-import { deviceCost } from '../passes/sharding/cost.js';
+import { type DeviceCost, deviceCost } from '../passes/sharding/cost.js';
 import { layoutOpGraph, opGraphView, renderReportHtml, type LaidOutGraph } from './report-html/index.js';
 import { deviceSchedule, type DeviceSchedule, scheduleEstimate } from './schedule.js';
 import { deviceTiming } from '../passes/schedule/index.js';
@@ -122,18 +123,26 @@ export function buildReport(plan: ShardPlan, programs: readonly DeviceProgram[],
   for (const c of plan.collectives)
     if (!c.reason || c.reason.trim() === '') throw new Error(`collective ${c.node} (${c.kind} of ${c.tensor}) has no reason: a bug in the sharding pass`);
   const byNode = new Map(plan.collectives.map((c) => [c.node, c]));
+  // A device twin (passes/sharding/lower.ts deviceTwin) has its twin's figures: computed once.
+  const figures = new Map<Graph, { e: GraphEstimate; commBytes: number; collectives: number; cost?: DeviceCost }>();
   const devices = programs.map((p): DeviceReport => {
-    const e = estimateGraph(p.graph, registry, { flops: deviceNodeFlops });
-    let commBytes = 0;
-    let collectives = 0;
-    for (const n of p.graph.nodes) {
-      if (n.domain !== COLLECTIVE_DOMAIN) continue;
-      collectives++;
-      commBytes += byNode.get(n.name)?.bytes ?? 0;
+    const twin = deviceTwin(p.graph);
+    let f = twin && figures.get(twin);
+    if (!f) {
+      const e = estimateGraph(p.graph, registry, { flops: deviceNodeFlops });
+      let commBytes = 0;
+      let collectives = 0;
+      for (const n of p.graph.nodes) {
+        if (n.domain !== COLLECTIVE_DOMAIN) continue;
+        collectives++;
+        commBytes += byNode.get(n.name)?.bytes ?? 0;
+      }
+      f = { e, commBytes, collectives, cost: opts.hardware && deviceCost(p.graph, p.device, plan.mesh, opts.hardware, registry, e) };
     }
-    const r: DeviceReport = { device: p.device, coords: p.coords.slice(), ...e, commBytes, collectives };
+    figures.set(p.graph, f);
+    const r: DeviceReport = { device: p.device, coords: p.coords.slice(), ...f.e, commBytes: f.commBytes, collectives: f.collectives };
     if (opts.hardware) {
-      const c = deviceCost(p.graph, p.device, plan.mesh, opts.hardware, registry, e);
+      const c = f.cost!;
       Object.assign(r, { computeMs: c.computeMs, communicationMs: c.communicationMs, totalMs: c.totalMs });
       const t = deviceTiming(p.graph, plan.mesh, opts.hardware, registry);
       const est = scheduleEstimate(t);

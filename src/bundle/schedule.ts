@@ -11,11 +11,15 @@
  * Pipelined plans (MPMD): each device lists its stage's steps, micro-batch by micro-batch; a step
  * carries its stage, micro-batch and clock (stage + micro-batch: GPipe/1F1B forward fill), and
  * `pipeline` holds the clock table.
+ * Device twins (passes/sharding/lower.ts deviceTwin) share their steps (the same objects), and
+ * scheduleJson writes each distinct steps array's text once.
  */
 import { plainAttrValue } from '../ir/attrs.js';
 import { COLLECTIVE_DOMAIN, type Graph, type Node, type Value } from '../ir/graph.js';
 import { GROUP_ATTR } from '../ir/ops/collective.js';
+import { canonicalJson } from './canonical.js';
 import type { DeviceMesh } from '../passes/sharding/mesh.js';
+import { deviceTwin } from '../passes/sharding/lower.js';
 import type { OpRegistry } from '../ir/registry.js';
 import type { Hardware } from '../hardware/hardware.js';
 import { deviceTiming, streamOf, type Stream, type Timing, wasReordered } from '../passes/schedule/index.js';
@@ -130,10 +134,29 @@ export function deviceSchedule(
   estimate?: ScheduleEstimateOptions,
 ): DeviceSchedule {
   const timing = estimate && deviceTiming(graph, mesh, estimate.hardware, estimate.registry);
+  const out = { coords: coords.slice(), device } as DeviceSchedule;
+  if (timing) out.estimate = scheduleEstimate(timing);
+  out.inputs = graph.inputs.filter((v) => !v.constant).map((v) => v.name);
+  out.outputs = graph.outputs.map((v) => v.name);
+  out.program = program;
+  // A device twin (passes/sharding/lower.ts deviceTwin) has its twin's steps: the same objects.
+  const twin = deviceTwin(graph);
+  const built = twin && stepsBuilt.get(twin);
+  const same = built && built.nodes === twin.nodes && built.mesh === mesh && built.hardware === estimate?.hardware && built.registry === estimate?.registry;
+  out.steps = same ? built.steps : scheduleSteps(graph, device, mesh, timing);
+  stepsBuilt.set(graph, { nodes: graph.nodes, mesh, hardware: estimate?.hardware, registry: estimate?.registry, steps: out.steps });
+  return out;
+}
+
+/** The steps deviceSchedule built per graph, and what they were built from. */
+const stepsBuilt = new WeakMap<Graph, { nodes: readonly Node[]; mesh: DeviceMesh; hardware?: Hardware; registry?: OpRegistry; steps: ScheduleStep[] }>();
+
+/** The steps of a device program in its order (`timing`: estimated times). */
+function scheduleSteps(graph: Graph, device: number, mesh: DeviceMesh, timing: Timing | undefined): ScheduleStep[] {
   const producer = new Map<Value, number>();
   // Every object is built with its keys in sorted order (optional ones only when present), so
   // canonicalJson writes schedule.json, the largest file of a bundle, without sorted copies.
-  const steps: ScheduleStep[] = graph.nodes.map((n, id) => {
+  return graph.nodes.map((n, id): ScheduleStep => {
     const deps = new Set<number>();
     for (const v of n.inputs) {
       const p = v ? producer.get(v) : undefined;
@@ -173,13 +196,6 @@ export function deviceSchedule(
     step.stream = streamOf(n);
     return step;
   });
-  const out = { coords: coords.slice(), device } as DeviceSchedule;
-  if (timing) out.estimate = scheduleEstimate(timing);
-  out.inputs = graph.inputs.filter((v) => !v.constant).map((v) => v.name);
-  out.outputs = graph.outputs.map((v) => v.name);
-  out.program = program;
-  out.steps = steps;
-  return out;
 }
 
 /** A collective step's `collective` (keys in sorted order, as deviceSchedule's). */
@@ -230,3 +246,31 @@ export function buildSchedule(
   return schedule;
 }
 
+
+/**
+ * schedule.json's text: exactly canonicalJson(schedule), with each distinct steps array rendered
+ * once (device twins share theirs: deviceSchedule), which is most of the work for a 70B model's
+ * 16 MB file. A device's `steps` is its last key and `devices` the schedule's first, so each device
+ * is its other keys' canonical text with the steps text spliced in at its indentation; anything
+ * else (another key order, no devices) is written by canonicalJson itself.
+ */
+export function scheduleJson(schedule: Schedule): string {
+  const { devices, ...rest } = schedule;
+  const restKeys = Object.keys(rest).filter((k) => (rest as Record<string, unknown>)[k] !== undefined);
+  const plain = (d: DeviceSchedule): boolean => {
+    const keys = Object.keys(d).filter((k) => k !== 'steps' && (d as unknown as Record<string, unknown>)[k] !== undefined);
+    return Array.isArray(d.steps) && keys.length > 0 && keys.every((k) => k < 'steps');
+  };
+  if (!Array.isArray(devices) || !devices.length || !restKeys.every((k) => k > 'devices') || !devices.every(plain)) return canonicalJson(schedule);
+  const indent = (text: string, by: string): string => text.replace(/\n/g, `\n${by}`);
+  const stepsText = new Map<ScheduleStep[], string>();
+  const deviceText = (d: DeviceSchedule): string => {
+    const { steps, ...head } = d;
+    let text = stepsText.get(steps);
+    if (text === undefined) stepsText.set(steps, (text = indent(canonicalJson(steps).slice(0, -1), '      ')));
+    const h = canonicalJson(head).slice(0, -3); // without the closing "\n}\n"
+    return `    ${indent(h, '    ')},\n      "steps": ${text}\n    }`;
+  };
+  const tail = canonicalJson(rest).slice(1, -3); // the other keys' lines, without the braces
+  return `{\n  "devices": [\n${devices.map(deviceText).join(',\n')}\n  ]${tail ? `,${tail}` : ''}\n}\n`;
+}

@@ -21,7 +21,9 @@
  *   read (only bound as buffers: weights, rank offsets) reuses its recorded and fused program, with
  *   its own constants put in those buffers (`sameRecording`, which walks the two graphs side by
  *   side; record.ts RecordOptions.constantUse) — every tp rank of a transformer is recorded and
- *   fused once;
+ *   fused once; a device twin of the earlier device (passes/sharding/lower.ts deviceTwin, found
+ *   right after lowering: the same graph but for the data of some constants) needs no walk when
+ *   that recording read none of the constants that differ and has no rank-dependent collective;
  * - fusion decisions are cached across layers and devices (src/codegen/fuse.ts FuseCache);
  * - each kernel is rendered once (memoised by kernel object), kernels.wgsl's sections once per program.
  */
@@ -35,12 +37,11 @@ import { collectiveGroup, recordHostProgram } from '../codegen/host/record.js';
 import type { Kernel } from '../codegen/kernel.js';
 import { commentSafe, identifier } from '../codegen/names.js';
 import { renderKernel } from '../codegen/wgsl/kernel.js';
-import type { Attr } from '../ir/attrs.js';
 import { COLLECTIVE_DOMAIN, Graph, type Value } from '../ir/graph.js';
 import type { OpRegistry } from '../ir/registry.js';
 import type { LazyTensor, Tensor } from '../ir/tensor.js';
 import type { DType } from '../ir/dtype.js';
-import type { DeviceProgram } from '../passes/sharding/lower.js';
+import { type DeviceProgram, deviceTwin, sameConstantType, sameLocalGraph, twinDifferences } from '../passes/sharding/lower.js';
 import type { DeviceMesh } from '../passes/sharding/mesh.js';
 import { utf8 } from './canonical.js';
 import { encodeHostProgram, HOST_CONSTANTS_FILE, HOST_PROGRAM_FILE } from './host-program.js';
@@ -119,12 +120,16 @@ type Feed = { name: string; dtype: DType; shape: number[] };
 
 /** A compiled program other devices may reuse (see the file header). */
 interface SharedProgram {
-  /** Names of the constants whose data its recording read: compared by content (sameRecording). */
+  /** Names of the constants whose data its recording read: compared by content (sameRecording); and as a list. */
   read: Set<string>;
+  readList: string[];
   /** The graph, feeds and device it was recorded for. */
   graph: Graph;
   feeds: readonly Feed[];
   device: number;
+  /** The device program's graph (`graph` may be a view of it), and whether it has a rank-dependent collective. */
+  origin: Graph;
+  rankDependent: boolean;
   program: HostProgram;
   /** Its constants the recording never read, by tensor: the value name (another device puts its own in). */
   unread: Map<Tensor, string>;
@@ -143,7 +148,7 @@ export class WgslCompiler {
     const feeds = program.graph.inputs
       .filter((v) => !v.constant)
       .map((v) => ({ name: v.name, dtype: v.dtype ?? 'float32', shape: (v.shape ?? []).map((d) => (typeof d === 'number' ? d : (this.opts.bindings?.[d] ?? 1))) }));
-    return this.compileShared(program.graph, feeds, program.device);
+    return this.compileShared(program.graph, feeds, program.device, program.graph);
   }
 
   /** Every wgsl file of one device (kernels.wgsl, host-program.json, constants.safetensors, host.ts, host.js). */
@@ -180,14 +185,23 @@ export class WgslCompiler {
     const feeds = view.inputs
       .filter((v) => !v.constant || weights.has(v))
       .map((v) => ({ name: v.name, dtype: v.dtype ?? 'float32', shape: (v.shape ?? []).map((d) => (typeof d === 'number' ? d : 1)) }));
-    const hp = this.compileShared(view, feeds, p.device);
+    const hp = this.compileShared(view, feeds, p.device, g);
     return new Map([[DEVICE_KERNELS_FILE, utf8(hostKernelsWgsl(hp, p.coords))]]);
   }
 
-  /** Records and compiles `graph` for `device`, or reuses an earlier device's program (see the file header). */
-  private compileShared(graph: Graph, feeds: readonly Feed[], device: number): HostProgram {
+  /**
+   * Records and compiles `graph` (device program `origin`, or a view of it) for `device`, or reuses
+   * an earlier device's program (see the file header).
+   */
+  private compileShared(graph: Graph, feeds: readonly Feed[], device: number, origin: Graph): HostProgram {
+    // A twin of the recorded device records the same when the recording read none of the constants
+    // whose data differ between them (and no collective depends on the rank): no walk needed.
+    const twin = deviceTwin(origin);
+    const differs = twinDifferences(origin);
+    const twinRecords = (s: SharedProgram): boolean =>
+      twin === s.origin && !s.rankDependent && sameFeeds(s.feeds, feeds) && !s.readList.some((name) => differs.has(name));
     for (const s of this.shared)
-      if (sameRecording(s, { graph, feeds, device }, this.opts.mesh, this.memo)) return withOwnConstants(s, graph, device);
+      if (twinRecords(s) || sameRecording(s, { graph, feeds, device }, this.opts.mesh, this.memo)) return withOwnConstants(s, graph, device);
     const use = new Map<Value, boolean>();
     const recorded = recordHostProgram(graph, feeds, { registry: this.opts.registry, device, mesh: this.opts.mesh, constantUse: use });
     const program = this.opts.fuse === false ? planMemory(recorded) : fuseHostProgram(recorded, {}, this.fuseCache);
@@ -205,10 +219,13 @@ export class WgslCompiler {
         unread.set(t, v.name);
       }
     }
-    if (shareable && recordable(graph, device, this.opts.mesh)) this.shared.push({ read, graph, feeds, device, program, unread });
+    const rankDependent = graph.nodes.some((n) => n.domain === COLLECTIVE_DOMAIN && RANK_DEPENDENT.has(n.op));
+    if (shareable && recordable(graph, device, this.opts.mesh)) this.shared.push({ read, readList: [...read], graph, feeds, device, origin, rankDependent, program, unread });
     return program;
   }
 }
+
+const sameFeeds = (a: readonly Feed[], b: readonly Feed[]): boolean => a === b || exactJson(a) === exactJson(b);
 
 /** The shared program for `device`, whose graph records the same (sameRecording): its own constants in the unread constants' places. */
 function withOwnConstants(s: SharedProgram, graph: Graph, device: number): HostProgram {
@@ -245,34 +262,11 @@ const exactJson = (x: unknown): string =>
 const RANK_DEPENDENT = new Set(['LocalShard', 'LocalPartial', 'Send', 'Recv']);
 
 /**
- * Memo of what comparisons of one partition's device graphs compute per object (they share
- * attributes and replicated constants): the exact text of an attribute (null: it has a subgraph)
- * and the content key of a tensor. Objects are never mutated once lowered.
+ * Memo of the content keys of constants compared across one partition's device graphs (they share
+ * replicated constants): tensors are never mutated once lowered.
  */
 export class RecordingMemo {
-  private readonly attrs = new WeakMap<Attr, string | null>();
   private readonly tensors = new WeakMap<Tensor, string>();
-
-  attr(a: Attr): string | null {
-    let key = this.attrs.get(a);
-    if (key !== undefined) return key;
-    switch (a.kind) {
-      case 'graph':
-      case 'graphs':
-        key = null;
-        break;
-      case 'tensor':
-        key = this.tensor(a.value);
-        break;
-      case 'tensors':
-        key = a.value.map((t) => this.tensor(t)).join(';');
-        break;
-      default:
-        key = `${a.kind}:${exactJson(a.value)}`;
-    }
-    this.attrs.set(a, key);
-    return key;
-  }
 
   /** A constant's content: dtype, shape and data (small tensors by their bytes, larger ones by SHA-256). */
   tensor(t: LazyTensor): string {
@@ -309,19 +303,12 @@ function recordable(graph: Graph, device: number, mesh: DeviceMesh): boolean {
   return true;
 }
 
-const sameDims = (a: readonly unknown[] | undefined, b: readonly unknown[] | undefined): boolean => {
-  const x = a ?? [];
-  const y = b ?? [];
-  if (x.length === y.length && x.every((d, i) => d === y[i])) return true;
-  return x.join(',') === y.join(','); // as printed: a missing shape is [], a dim 1 is the symbol '1'
-};
-
 /**
  * Whether recording `b` gives the program recorded for `a` (a shared program) but for the device
  * number and the data of constants that recording did not read. The two graphs are walked side by
- * side, values matched by first sight (graph inputs, then nodes in order): equal fed inputs (names
- * and shapes); nodes with the same op, domain, label, attributes, inputs by position, outputs'
- * names and types; constants by content where the recording read them (`a.read`) else by type;
+ * side (passes/sharding/lower.ts sameLocalGraph), values matched by first sight (graph inputs,
+ * then nodes in order): equal fed inputs (names and shapes); nodes with the same op, domain,
+ * label, attributes, inputs by position, outputs' names and types; constants by content where the recording read them (`a.read`) else by type;
  * each collective's resolved group, whether the device is in it, and for rank-dependent
  * collectives (LocalShard, LocalPartial, Send, Recv) the device; the same graph outputs. False for
  * a graph with subgraphs or a collective whose group cannot be resolved.
@@ -332,70 +319,22 @@ export function sameRecording(
   mesh: DeviceMesh,
   memo: RecordingMemo = new RecordingMemo(),
 ): boolean {
-  if (exactJson(a.feeds) !== exactJson(b.feeds)) return false;
-  const fed = new Set(a.feeds.map((f) => f.name)); // the same names in b
-  const idsA = new Map<Value, number>();
-  const idsB = new Map<Value, number>();
-  /** Same reference: both seen, with the same id, or both first seen here and alike (name; constants by content or type). */
-  const sameRef = (x: Value | null | undefined, y: Value | null | undefined): boolean => {
-    if (!x || !y) return !x && !y;
-    const ix = idsA.get(x);
-    const iy = idsB.get(y);
-    if (ix !== undefined || iy !== undefined) return ix === iy;
-    if (idsA.size !== idsB.size) return false; // first seen as different ids
-    idsA.set(x, idsA.size);
-    idsB.set(y, idsB.size);
-    if (x.name !== y.name) return false;
-    const cx = x.constant && !fed.has(x.name) ? x.constant : undefined;
-    const cy = y.constant && !fed.has(y.name) ? y.constant : undefined;
-    if (!cx || !cy) return !cx && !cy;
-    if (a.read.has(x.name)) return cx === cy || memo.tensor(cx) === memo.tensor(cy);
-    return cx.dtype === cy.dtype && sameDims(cx.shape, cy.shape);
-  };
-  const ga = a.graph;
-  const gb = b.graph;
-  if (ga.inputs.length !== gb.inputs.length || ga.nodes.length !== gb.nodes.length || ga.outputs.length !== gb.outputs.length) return false;
-  for (let i = 0; i < ga.inputs.length; i++) if (!sameRef(ga.inputs[i], gb.inputs[i])) return false;
-  for (let i = 0; i < ga.nodes.length; i++) {
-    const x = ga.nodes[i]!;
-    const y = gb.nodes[i]!;
-    if (x.domain !== y.domain || x.op !== y.op || x.inputs.length !== y.inputs.length || x.outputs.length !== y.outputs.length) return false;
-    if (x.name !== y.name && x.label !== y.label) return false;
-    for (let j = 0; j < x.inputs.length; j++) if (!sameRef(x.inputs[j], y.inputs[j])) return false;
-    if (!x.attrs.sameAs(y.attrs)) {
-      const ax = x.attrs.entries();
-      const ay = y.attrs.entries();
-      if (ax.length !== ay.length) return false;
-      for (let j = 0; j < ax.length; j++) {
-        const [kx, vx] = ax[j]!;
-        const [ky, vy] = ay[j]!;
-        if (kx !== ky) return false;
-        const tx = memo.attr(vx);
-        if (tx === null || (vx !== vy && tx !== memo.attr(vy))) return false;
-      }
-    }
-    if (x.domain === COLLECTIVE_DOMAIN) {
+  if (!sameFeeds(a.feeds, b.feeds)) return false;
+  return sameLocalGraph(a.graph, b.graph, {
+    fed: new Set(a.feeds.map((f) => f.name)), // the same names in b
+    constants: (x, cx, cy) => (a.read.has(x.name) ? cx === cy || memo.tensor(cx) === memo.tensor(cy) : sameConstantType(cx, cy)),
+    collectives: (x, y) => {
       if (RANK_DEPENDENT.has(x.op) && a.device !== b.device) return false;
-      if (x.op !== 'Send' && x.op !== 'Recv') {
-        let groupA: number[];
-        let groupB: number[];
-        try {
-          groupA = collectiveGroup(x, a.device, mesh);
-          groupB = collectiveGroup(y, b.device, mesh);
-        } catch {
-          return false;
-        }
-        if (groupA.length !== groupB.length || groupA.some((r, k) => r !== groupB[k]) || groupA.includes(a.device) !== groupB.includes(b.device)) return false;
+      if (x.op === 'Send' || x.op === 'Recv') return true;
+      let groupA: number[];
+      let groupB: number[];
+      try {
+        groupA = collectiveGroup(x, a.device, mesh);
+        groupB = collectiveGroup(y, b.device, mesh);
+      } catch {
+        return false;
       }
-    }
-    for (let j = 0; j < x.outputs.length; j++) {
-      const ox = x.outputs[j]!;
-      const oy = y.outputs[j]!;
-      idsA.set(ox, idsA.size);
-      idsB.set(oy, idsB.size);
-      if (ox.name !== oy.name || (ox.dtype ?? '?') !== (oy.dtype ?? '?') || !sameDims(ox.shape, oy.shape)) return false;
-    }
-  }
-  for (let i = 0; i < ga.outputs.length; i++) if (!sameRef(ga.outputs[i], gb.outputs[i])) return false;
-  return true;
+      return groupA.length === groupB.length && groupA.every((r, k) => r === groupB[k]) && groupA.includes(a.device) === groupB.includes(b.device);
+    },
+  });
 }

@@ -26,7 +26,7 @@ import { canonicalJson, compareCodeUnits, sha256Hex, utf8 } from './canonical.js
 import { DEVICE_MODEL_FILE, DEVICE_WEIGHTS_FILE, externalizeWeights } from './device-model.js';
 import { planRecord } from './plan-record.js';
 import { buildReport, buildReportView, reportHtml, type ReportOptions } from './report.js';
-import { buildSchedule } from './schedule.js';
+import { buildSchedule, scheduleJson } from './schedule.js';
 
 export const BUNDLE_FORMAT = 'shardc-bundle';
 export const BUNDLE_FORMAT_VERSION = 1;
@@ -130,7 +130,7 @@ export function buildBundleFiles(input: BundleInput): BuiltBundle {
   for (const [path, bytes] of input.bundleFiles ?? []) files.push({ path, parts: [bytes] });
   const hardware = input.report?.hardware;
   const schedule = buildSchedule(plan, ordered, (d) => devicePath(d, DEVICE_MODEL_FILE), hardware && { hardware, registry: input.registry });
-  json(SCHEDULE_FILE, schedule);
+  files.push({ path: SCHEDULE_FILE, parts: [utf8(scheduleJson(schedule))] }); // canonicalJson's text, each shared steps array once
   json(PLAN_FILE, { ...planRecord(plan, input.strategy), model: input.model.file });
   const report = buildReport(plan, ordered, input.registry, input.strategy, input.report);
   json(REPORT_FILE, report);

@@ -4,6 +4,12 @@
  *   only in weights the recording never reads), and any difference a recording could see — a
  *   constant it read, a value's shape, a collective's group, the device of a rank-dependent
  *   collective — makes them not the same;
+ * - src/passes/sharding/lower.ts device twins: the tp ranks of a transformer are twins (the same
+ *   program but for weight blocks and the vocabulary offset), devices of other groups are not, nor
+ *   are devices whose differing constant some op's flops reads; a twin's schedule.json steps,
+ *   report figures and timeline equal those computed for it on its own (a copy without a twin);
+ * - src/bundle/schedule.ts scheduleJson: schedule.json's text (each shared steps array written once) is
+ *   canonicalJson's, for twins, with estimated times, and for a pipeline;
  * - src/bundle/canonical.ts canonicalJson: documents already in canonical form are written as they
  *   are, others sorted (integer-like keys, undefined fields, other classes, nested mixes), equal to
  *   a reference sorter.
@@ -18,7 +24,15 @@ import { createCoreRegistry } from '../../src/ir/ops/index.js';
 import { LazyTensor, Tensor } from '../../src/ir/tensor.js';
 import { DeviceMesh } from '../../src/passes/sharding/mesh.js';
 import { createCoreShardingRules } from '../../src/passes/sharding/rules/index.js';
-import { GPT_TINY } from './cli-helper.js';
+import { GPT_TINY, PACKAGE_ROOT } from './cli-helper.js';
+import { join } from 'node:path';
+import { buildReport } from '../../src/bundle/report.js';
+import { buildSchedule, deviceSchedule, scheduleJson } from '../../src/bundle/schedule.js';
+import { loadHardware } from '../../src/hardware/hardware.js';
+import { deviceNodeFlops, estimateGraph } from '../../src/bundle/estimate.js';
+import { deviceTimelines } from '../../src/bundle/report-html/timeline.js';
+import { OpRegistry } from '../../src/ir/registry.js';
+import { deviceTwin, isConstantBlock, lowerPlan, twinDifferences } from '../../src/passes/sharding/lower.js';
 
 const registry = createCoreRegistry();
 const mesh = DeviceMesh.parse('tp=2');
@@ -100,6 +114,95 @@ describe('sameRecording', () => {
     const f = [{ name: 'x', dtype: 'float32' as const, shape: [4] }];
     expect(sameRecording({ graph: g, feeds: f, device: 0, read: new Set() }, { graph: copyGraph(g), feeds: f, device: 0 }, mesh)).toBe(true);
     expect(sameRecording({ graph: g, feeds: f, device: 0, read: new Set() }, { graph: copyGraph(g), feeds: f, device: 1 }, mesh)).toBe(false);
+  });
+});
+
+describe('device twins', () => {
+  const rules = createCoreShardingRules();
+  const sharded = shardModelFile(GPT_TINY, { mesh, strategy: resolveStrategy('megatron'), bindings: { batch: 1, sequence: 8 }, registry, rules });
+  const [p0, p1] = sharded.programs;
+
+  test('tp ranks are twins after lowering and scheduling; weight blocks and the vocabulary offset may differ', () => {
+    expect(deviceTwin(p0!.graph)).toBeUndefined();
+    expect(deviceTwin(p1!.graph)).toBe(p0!.graph);
+    const differs = twinDifferences(p1!.graph);
+    const constants = new Map(p1!.graph.initializers.map((v) => [v.name, v]));
+    const blocks = [...differs].filter((n) => isConstantBlock(constants.get(n)!.constant!));
+    expect(blocks.length).toBeGreaterThan(0);
+    // Besides the weight blocks, the embedding's vocabulary range: device 1 holds rows 48 to 96 (device 0: 0 to 48).
+    const others = [...differs].filter((n) => !isConstantBlock(constants.get(n)!.constant!));
+    expect(others.map((n) => Number(constants.get(n)!.constant!.load().data[0])).sort((a, b) => a - b)).toEqual([48, 96]);
+    // A copy is no one's twin.
+    expect(deviceTwin(copyGraph(p1!.graph))).toBeUndefined();
+  });
+
+  test("a twin's steps, figures and timeline are the ones computed for it on its own", () => {
+    const alone = copyGraph(p1!.graph);
+    const first = deviceSchedule(p0!.graph, 0, [0], mesh, 'p');
+    const twin = deviceSchedule(p1!.graph, 1, [1], mesh, 'p');
+    expect(twin.steps).toBe(first.steps);
+    expect(canonicalJson(twin)).toBe(canonicalJson(deviceSchedule(alone, 1, [1], mesh, 'p')));
+    const report = buildReport(sharded.plan, sharded.programs, registry, 'megatron');
+    const e = estimateGraph(alone, registry, { flops: deviceNodeFlops });
+    expect(report.devices[1]).toMatchObject({ device: 1, flops: e.flops, peakMemoryBytes: e.peakMemoryBytes, paramBytes: e.paramBytes });
+    const schedules = [first, twin];
+    const [t0, t1] = deviceTimelines(schedules);
+    const [s1] = deviceTimelines([deviceSchedule(alone, 1, [1], mesh, 'p')]);
+    expect(t1!.device).toBe(1);
+    expect(t1!.steps).toBe(t0!.steps);
+    expect({ ...t1!, steps: t1!.steps.map((s) => ({ ...s, step: s.step.id })) }).toEqual({ ...s1!, steps: s1!.steps.map((s) => ({ ...s, step: s.step.id })) });
+  });
+
+  test('devices of other groups are not twins; nor are devices whose differing constant a flops row reads', () => {
+    const twinsOn = (spec: string): number[] => {
+      const { programs: ps } = shardModelFile(GPT_TINY, { mesh: DeviceMesh.parse(spec), strategy: resolveStrategy('megatron'), bindings: { batch: 2, sequence: 8 }, registry, rules });
+      return ps.map((p) => ps.findIndex((q) => q.graph === deviceTwin(p.graph)));
+    };
+    expect(twinsOn('tp=4')).toEqual([-1, 0, 0, 0]);
+    // dp x tp: every device's dp group differs ([0,2] and [1,3]), and with it its steps.
+    expect(twinsOn('dp=2,tp=2')).toEqual([-1, -1, -1, -1]);
+
+    // The op reading the vocabulary offset, with a flops row that reads its constant inputs.
+    const offset = [...twinDifferences(p1!.graph)].find((n) => !isConstantBlock(p1!.graph.initializers.find((v) => v.name === n)!.constant!))!;
+    const reader = p0!.graph.nodes.find((n) => n.inputs.some((v) => v?.name === offset))!;
+    const reading = new OpRegistry().register(
+      ...registry.list().map((d) =>
+        d.op === reader.op && (d.domain ?? '') === reader.domain
+          ? { ...d, flops: (ctx: Parameters<NonNullable<typeof d.flops>>[0]) => (ctx.inputs.forEach((_t, i) => ctx.constant(i)), d.flops ? d.flops(ctx) : 0) }
+          : d,
+      ),
+    );
+    const [q0, q1] = lowerPlan(sharded.plan, { registry: reading, rules });
+    expect(deviceTwin(q1!.graph)).toBeUndefined();
+    const [r0, r1] = lowerPlan(sharded.plan, { registry, rules });
+    expect(deviceTwin(r1!.graph)).toBe(r0!.graph);
+    expect(q0).toBeDefined();
+  });
+});
+
+describe('scheduleJson', () => {
+  test("is canonicalJson's text: twins, estimated times, a pipeline", () => {
+    const rules = createCoreShardingRules();
+    const hardware = loadHardware(join(PACKAGE_ROOT, 'examples', 'hardware', 'h100-8x-nvlink.json'));
+    const path = (d: number): string => `device-${d}/model.onnx`;
+    const tp = shardModelFile(GPT_TINY, { mesh: DeviceMesh.parse('tp=4'), strategy: resolveStrategy('megatron'), bindings: { batch: 1, sequence: 8 }, registry, rules });
+    const pp = shardModelFile(join(PACKAGE_ROOT, 'examples', 'llama-tiny.onnx'), {
+      mesh: DeviceMesh.parse('tp=2,pp=2'),
+      strategy: resolveStrategy('pipeline'),
+      bindings: { batch: 2, sequence: 8 },
+      registry,
+      rules,
+    });
+    const schedules = [
+      buildSchedule(tp.plan, tp.programs, path),
+      buildSchedule(tp.plan, tp.programs, path, { hardware, registry }),
+      buildSchedule(pp.plan, pp.programs, path, { hardware, registry }),
+    ];
+    expect(schedules[0]!.devices[3]!.steps).toBe(schedules[0]!.devices[0]!.steps);
+    expect(schedules[2]!.pipeline).toBeDefined();
+    for (const s of schedules) expect(scheduleJson(s)).toBe(canonicalJson(s));
+    // Not in the shape it splices (no devices): canonicalJson itself.
+    expect(scheduleJson({ order: 'program', devices: [] })).toBe(canonicalJson({ order: 'program', devices: [] }));
   });
 });
 

@@ -10,6 +10,8 @@
  * ops with no such name join the group of the op before them in program order. Collectives stay
  * nodes of their own and split a layer into parts, so the picture shows where each layer
  * communicates. If that is still too many nodes, collectives are folded into their layer's group.
+ * A collapsed view describes only what it draws: the hover texts of single ops (collectives) and of
+ * one value per edge between groups, not of the thousands of ops and values grouped away.
  */
 import { formatPlacement, type Layout, type Placement } from '../../ir/layout.js';
 import { COLLECTIVE_DOMAIN, type Node, type Value } from '../../ir/graph.js';
@@ -108,25 +110,43 @@ function nodeKey(n: Node): string | undefined {
 }
 
 export function opGraphView(plan: ShardPlan, maxNodes = DEFAULT_MAX_NODES): OpGraphView {
-  const full = buildFull(plan);
-  if (full.nodes.length <= maxNodes) return full;
+  const g = plan.graph;
+  const count = g.inputs.filter((v) => !v.constant).length + g.nodes.length + g.outputs.length;
+  if (count <= maxNodes) {
+    const full = buildFull(plan, () => true);
+    const axes = plan.mesh.axes.map((a) => a.name);
+    return { nodes: full.nodes, edges: full.edges.map((e) => viewEdge(e, axes)), opCount: full.opCount, collectiveIds: full.collectiveIds };
+  }
+  // Collapsed: of the ops only the collectives may be drawn one by one (hover texts for those only).
+  const full = buildFull(plan, (n) => n.domain === COLLECTIVE_DOMAIN);
   const split = collapse(plan, full, true, maxNodes);
   if (split.nodes.length <= maxNodes) return split;
   return collapse(plan, full, false, maxNodes);
 }
 
-interface Built extends OpGraphView {
-  /** Op node id → its graph node (full view only). */
-  byId: Map<string, Node>;
+/** An edge of the full view: its value, whose layout class and text are made when it is drawn. */
+interface FullEdge {
+  from: string;
+  to: string;
+  value: Value;
 }
 
-function buildFull(plan: ShardPlan): Built {
+const viewEdge = (e: FullEdge, axes: readonly string[]): ViewEdge => ({ from: e.from, to: e.to, layoutClass: layoutClass(e.value.layout, axes), title: valueText(e.value, axes) });
+
+interface Built {
+  /** Every node; op nodes that `described` refused have no title and search text (collapse does not draw them). */
+  nodes: ViewNode[];
+  edges: FullEdge[];
+  opCount: number;
+  collectiveIds: Record<string, string>;
+}
+
+function buildFull(plan: ShardPlan, described: (n: Node) => boolean): Built {
   const g = plan.graph;
   const axes = plan.mesh.axes.map((a) => a.name);
   const collectiveByNode = new Map<string, CollectiveRecord>(plan.collectives.map((c) => [c.node, c]));
   const nodes: ViewNode[] = [];
-  const edges: ViewEdge[] = [];
-  const byId = new Map<string, Node>();
+  const edges: FullEdge[] = [];
   const source = new Map<Value, string>();
   const collectiveIds: Record<string, string> = {};
 
@@ -138,12 +158,16 @@ function buildFull(plan: ShardPlan): Built {
   });
   g.nodes.forEach((n, i) => {
     const id = `n${i}`;
-    byId.set(id, n);
     const collective = n.domain === COLLECTIVE_DOMAIN;
+    if (collective) collectiveIds[n.label] = id;
+    for (const o of n.outputs) source.set(o, id);
+    if (!described(n)) {
+      nodes.push({ id, kind: collective ? 'collective' : 'op', label: n.op, sub: n.label, title: '', search: '' });
+      return;
+    }
     const lines = [`${n.label} (${collective ? `${n.domain}.` : n.domain ? `${n.domain}.` : ''}${n.op})`];
     if (collective) {
       const c = collectiveByNode.get(n.label) ?? collectiveByNode.get(n.name);
-      collectiveIds[n.label] = id;
       if (c) lines.push(`${c.kind} over ${c.meshAxes.join(',')} of ${c.tensor}: ${c.bytes} bytes per device, ${c.from} -> ${c.to}`, `why: ${c.reason}`);
       else if (n.meta.get('reason')) lines.push(`why: ${n.meta.get('reason')}`);
     } else {
@@ -155,7 +179,6 @@ function buildFull(plan: ShardPlan): Built {
     for (const v of n.inputs) if (v) lines.push(`in${v.constant && !v.producer ? ' (weight)' : ''}: ${valueText(v, axes)}`);
     for (const v of n.outputs) if (v.name) lines.push(`out: ${valueText(v, axes)}`);
     nodes.push({ id, kind: collective ? 'collective' : 'op', label: n.op, sub: n.label, title: lines.join('\n'), search: `${n.op} ${n.label}`.toLowerCase() });
-    for (const o of n.outputs) source.set(o, id);
   });
   g.outputs.forEach((v, i) => {
     const id = `o${i}`;
@@ -165,7 +188,7 @@ function buildFull(plan: ShardPlan): Built {
   const edge = (v: Value, to: string): void => {
     const from = source.get(v);
     if (from === undefined || from === to) return;
-    edges.push({ from, to, layoutClass: layoutClass(v.layout, axes), title: valueText(v, axes) });
+    edges.push({ from, to, value: v });
   };
   g.nodes.forEach((n, i) => {
     const seen = new Set<Value>();
@@ -176,7 +199,7 @@ function buildFull(plan: ShardPlan): Built {
       }
   });
   g.outputs.forEach((v, i) => edge(v, `o${i}`));
-  return { nodes, edges, opCount: g.nodes.length, collectiveIds, byId };
+  return { nodes, edges, opCount: g.nodes.length, collectiveIds };
 }
 
 /**
@@ -195,6 +218,7 @@ function collapse(plan: ShardPlan, full: Built, splitAtCollectives: boolean, max
   const groups = new Map<string, { key: string; part: number; ops: Node[]; collectives: number }>();
   const parts = new Map<string, number>();
   const groupIds: string[] = [];
+  const groupIndex = new Map<string, number>();
   let segment = 0;
   const collectiveIds: Record<string, string> = {};
   order.forEach((n, i) => {
@@ -214,12 +238,13 @@ function collapse(plan: ShardPlan, full: Built, splitAtCollectives: boolean, max
       parts.set(key, part);
       gr = { key, part, ops: [], collectives: 0 };
       groups.set(gk, gr);
+      groupIndex.set(gk, groupIds.length);
       groupIds.push(gk);
     }
     gr.ops.push(n);
     if (collective) gr.collectives++;
-    groupOf.set(id, `g${groupIds.indexOf(gk)}`);
-    if (collective) collectiveIds[n.label] = `g${groupIds.indexOf(gk)}`;
+    groupOf.set(id, `g${groupIndex.get(gk)!}`);
+    if (collective) collectiveIds[n.label] = `g${groupIndex.get(gk)!}`;
   });
 
   const nodes: ViewNode[] = [];
@@ -261,8 +286,10 @@ function collapse(plan: ShardPlan, full: Built, splitAtCollectives: boolean, max
   });
   for (const v of full.nodes) if (v.kind === 'output') nodes.push(v);
 
-  const edges: ViewEdge[] = [];
-  const pair = new Map<string, ViewEdge & { count: number }>();
+  // One edge per (from, to) pair of groups, drawn as its first value (and a count of the others).
+  const axes = plan.mesh.axes.map((a) => a.name);
+  const edges: { from: string; to: string; value: Value; count: number }[] = [];
+  const pair = new Map<string, { count: number }>();
   for (const e of full.edges) {
     const from = groupOf.get(e.from) ?? e.from;
     const to = groupOf.get(e.to) ?? e.to;
@@ -273,13 +300,13 @@ function collapse(plan: ShardPlan, full: Built, splitAtCollectives: boolean, max
       have.count++;
       continue;
     }
-    const x = { from, to, layoutClass: e.layoutClass, title: e.title, count: 1 };
+    const x = { from, to, value: e.value, count: 1 };
     pair.set(k, x);
     edges.push(x);
   }
   const out = edges.map((e) => {
-    const c = (e as ViewEdge & { count: number }).count;
-    return { from: e.from, to: e.to, layoutClass: e.layoutClass, title: c > 1 ? `${e.title} (and ${c - 1} more values)` : e.title };
+    const v = viewEdge(e, axes);
+    return e.count > 1 ? { ...v, title: `${v.title} (and ${e.count - 1} more values)` } : v;
   });
   const groupsCount = groupIds.length;
   return {

@@ -11,7 +11,7 @@ import { esc, int, bytes, si } from './format.js';
 import { layoutColours, renderGraphSvg, renderLegend } from './graph-svg.js';
 import type { LaidOutGraph } from './layout.js';
 import { collectiveTable, deviceTable, profileTable } from './tables.js';
-import { deviceTimeline, type DurationOf, renderTimelines } from './timeline.js';
+import { deviceTimelines, type DurationOf, renderTimelines } from './timeline.js';
 
 export interface ReportHtmlInput {
   /** Model file name. */
@@ -117,7 +117,7 @@ export function renderReportHtml(input: ReportHtmlInput): string {
     const durations = profileDurations(r);
     const estimated = input.schedules.some((s) => s.steps.some((st) => st.end !== undefined));
     const unit = durations || estimated ? 'ms' : 'step';
-    const timelines = input.schedules.map((s) => deviceTimeline(s, durations));
+    const timelines = deviceTimelines(input.schedules, durations);
     const widths = durations
       ? 'Widths are the profiled times (ms).'
       : estimated

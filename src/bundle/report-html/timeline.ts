@@ -61,6 +61,21 @@ export function deviceTimeline(s: DeviceSchedule, duration: DurationOf = () => u
   };
 }
 
+/**
+ * Every device's timeline. Devices whose schedules share their steps (device twins: bundle/schedule.ts)
+ * and have no profiled times share one timing, computed once.
+ */
+export function deviceTimelines(schedules: readonly DeviceSchedule[], duration?: DurationOf): DeviceTimeline[] {
+  const bySteps = new Map<ScheduleStep[], DeviceTimeline>();
+  return schedules.map((s) => {
+    const twin = duration ? undefined : bySteps.get(s.steps);
+    if (twin) return { ...twin, device: s.device };
+    const t = deviceTimeline(s, duration);
+    bySteps.set(s.steps, t);
+    return t;
+  });
+}
+
 const LABEL_W = 92;
 const LANE_H = 18;
 const UNIT_PX = 6;
@@ -86,17 +101,28 @@ export function renderTimelines(timelines: readonly DeviceTimeline[], unit: 'ste
   // Estimates of small programs are microseconds: 4 significant digits below 1 ms.
   const fmt = (x: number): string => (unit === 'step' ? int(x) : x > 0 && x < 1 ? x.toPrecision(4) : ms(x));
   const u = unit === 'step' ? 'steps' : 'ms';
+  // Timelines that share their steps (deviceTimelines) share their drawing too.
+  const drawn = new Map<TimedStep[], string>();
+  const draw = (t: DeviceTimeline): string => {
+    let rects = drawn.get(t.steps);
+    if (rects === undefined) {
+      const onPath = new Set(t.criticalPath);
+      rects = t.steps
+        .map((s, i) => {
+          const lane = s.stream === 'compute' ? 0 : 1;
+          const w = Math.max(unit === 'step' ? 1 : 0.5, (s.end - s.start) * scale - (unit === 'step' ? 1 : 0));
+          const title = `#${s.step.id} ${s.step.node} (${s.step.op}) ${fmt(s.start)}–${fmt(s.end)} ${u}${s.step.dependencies.length ? `, after #${s.step.dependencies.join(', #')}` : ''}${onPath.has(i) ? ', on the critical path' : ''}`;
+          const cp = onPath.has(i) ? ' stroke="#c92a2a" stroke-width="1.5"' : '';
+          return `<rect class="${s.stream === 'compute' ? 'tk' : 'tc'}${onPath.has(i) ? ' cp' : ''}" x="${px(LABEL_W + s.start * scale)}" y="${px(4 + lane * (LANE_H + 4))}" width="${px(w)}" height="${LANE_H}"${cp}><title>${esc(title)}</title></rect>`;
+        })
+        .join('');
+      drawn.set(t.steps, rects);
+    }
+    return rects;
+  };
   return timelines
     .map((t) => {
       const width = Math.ceil(LABEL_W + t.span * scale + 8);
-      const onPath = new Set(t.criticalPath);
-      const rects = t.steps.map((s, i) => {
-        const lane = s.stream === 'compute' ? 0 : 1;
-        const w = Math.max(unit === 'step' ? 1 : 0.5, (s.end - s.start) * scale - (unit === 'step' ? 1 : 0));
-        const title = `#${s.step.id} ${s.step.node} (${s.step.op}) ${fmt(s.start)}–${fmt(s.end)} ${u}${s.step.dependencies.length ? `, after #${s.step.dependencies.join(', #')}` : ''}${onPath.has(i) ? ', on the critical path' : ''}`;
-        const cp = onPath.has(i) ? ' stroke="#c92a2a" stroke-width="1.5"' : '';
-        return `<rect class="${s.stream === 'compute' ? 'tk' : 'tc'}${onPath.has(i) ? ' cp' : ''}" x="${px(LABEL_W + s.start * scale)}" y="${px(4 + lane * (LANE_H + 4))}" width="${px(w)}" height="${LANE_H}"${cp}><title>${esc(title)}</title></rect>`;
-      });
       const hiddenPct = t.collectiveTime > 0 ? ` (${((100 * t.overlapped) / t.collectiveTime).toFixed(1)}%)` : '';
       const caption =
         `device ${t.device}: ${t.steps.filter((s) => s.stream === 'compute').length} compute steps, ${t.steps.filter((s) => s.stream === 'comm').length} communication steps; ` +
@@ -106,7 +132,7 @@ export function renderTimelines(timelines: readonly DeviceTimeline[], unit: 'ste
         `<figure class="timeline" data-device="${t.device}"><figcaption>${esc(clip(caption, 600))}</figcaption>` +
         `<div class="scroll"><svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${2 * LANE_H + 12}" viewBox="0 0 ${width} ${2 * LANE_H + 12}">` +
         `<text class="lane" x="4" y="${4 + LANE_H - 5}">compute</text><text class="lane" x="4" y="${4 + 2 * LANE_H - 1}">comm</text>` +
-        `${rects.join('')}</svg></div></figure>`
+        `${draw(t)}</svg></div></figure>`
       );
     })
     .join('\n');

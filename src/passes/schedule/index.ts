@@ -15,12 +15,15 @@
  * Durations: the cost model on the hardware file when given, else DEFAULT_HARDWARE (durations.ts).
  * Devices that share one graph object are scheduled once, and so are devices whose programs give the
  * scheduler equal inputs (producers, durations and streams per position: overlap.ts sameOverlapInput).
+ * A device twin (passes/sharding/lower.ts deviceTwin: the same program but for the data of
+ * constants no duration reads) takes its twin's input without timing its own nodes, gets the same
+ * order, and stays a twin; its timing (deviceTiming) is its twin's.
  */
 import { COLLECTIVE_DOMAIN, type Graph, type Node } from '../../ir/graph.js';
 import { GROUP_ATTR } from '../../ir/ops/collective.js';
 import type { OpRegistry } from '../../ir/registry.js';
 import type { Hardware } from '../../hardware/hardware.js';
-import { PEER_ATTR } from '../sharding/lower.js';
+import { PEER_ATTR, deviceTwin, renewTwin } from '../sharding/lower.js';
 import type { DeviceMesh } from '../sharding/mesh.js';
 import { deviceNodeFlops } from '../../bundle/estimate.js';
 import { DEFAULT_HARDWARE, nodeSeconds, streamOf } from './durations.js';
@@ -69,16 +72,26 @@ export function scheduleDevicePrograms(
   for (const p of programs) if (!original.has(p.graph)) original.set(p.graph, p.graph.nodes.slice());
   const durations = durationsOn(mesh, hw, opts.registry);
   const inputs = new Map<Graph, OverlapInput>();
-  for (const [g, nodes] of original) inputs.set(g, overlapInput(nodes, durations, streamOf));
+  const twins = new Map<Graph, Graph>();
+  for (const [g, nodes] of original) {
+    const twin = deviceTwin(g);
+    const shared = twin && inputs.get(twin);
+    if (shared) twins.set(g, twin);
+    inputs.set(g, shared || overlapInput(nodes, durations, streamOf));
+  }
+  const orderOf = new Map<Graph, number[]>();
   const apply = (keepCommOrder: boolean): void => {
     // Devices whose scheduler inputs are equal (every tp rank of a transformer) get the same order: computed once.
     const orders: { input: OverlapInput; order: number[] }[] = [];
     for (const [g, nodes] of original) {
       const input = inputs.get(g)!;
-      let order = orders.find((o) => sameOverlapInput(o.input, input))?.order;
+      let order = orders.find((o) => o.input === input || sameOverlapInput(o.input, input))?.order;
       if (!order) orders.push({ input, order: (order = overlapPositions(input, { keepCommOrder }, g.name)) });
       g.nodes = order.map((i) => nodes[i]!);
+      orderOf.set(g, order);
     }
+    // Twins put in the same order by position are twins still.
+    for (const [g, twin] of twins) if (orderOf.get(g) === orderOf.get(twin)) renewTwin(g, twin);
   };
   apply(false);
   let keptCommOrder = false;
@@ -108,6 +121,8 @@ export function scheduleDevicePrograms(
 
 /** The device graph's timing on `hw` (seconds) in its current order (cached until its node list changes). */
 export function deviceTiming(graph: Graph, mesh: DeviceMesh, hw: Hardware, registry: OpRegistry): Timing {
+  const twin = deviceTwin(graph);
+  if (twin) return deviceTiming(twin, mesh, hw, registry);
   const c = timingCache.get(graph);
   if (c && c.nodes === graph.nodes && c.length === graph.nodes.length && c.mesh === mesh && c.hw === hw && c.registry === registry) return c.timing;
   const timing = timeSteps(graph.nodes, durationsOn(mesh, hw, registry), streamOf);

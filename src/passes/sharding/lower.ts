@@ -21,14 +21,17 @@
  * A pipelined plan (plan.pipeline, MPMD): a device lowers only the nodes of its stage, the graph
  * inputs they read and the graph outputs they produce; unused weights are dropped as above, so it
  * holds only its stage's weights.
+ * Device twins (end of this file): right after lowering, each device program that is the same as an
+ * earlier device's but for the data of constants no cost figure reads is marked as its twin, so the
+ * passes and files after lowering compute per distinct program, not per device.
  */
 import { type Attr, Attrs } from '../../ir/attrs.js';
 import type { DType } from '../../ir/dtype.js';
 import { UserError } from '../../ir/errors.js';
-import { Graph, Node, Value, subgraphCaptures } from '../../ir/graph.js';
+import { COLLECTIVE_DOMAIN, Graph, Node, Value, subgraphCaptures } from '../../ir/graph.js';
 import { type Layout, Replicate } from '../../ir/layout.js';
 import { GROUP_ATTR, LOCAL_SHAPE_ATTR } from '../../ir/ops/collective.js';
-import type { OpRegistry, TypeInfo } from '../../ir/registry.js';
+import type { InferContext, OpRegistry, TypeInfo } from '../../ir/registry.js';
 import { type Shape, isStatic } from '../../ir/shape.js';
 import { LazyTensor, Tensor } from '../../ir/tensor.js';
 import type { DeviceMesh } from './mesh.js';
@@ -58,6 +61,7 @@ export function lowerPlan(plan: ShardPlan, opts: LowerOptions): DeviceProgram[] 
   const shared = new SharedLowering(plan);
   for (let d = 0; d < plan.mesh.deviceCount; d++)
     out.push({ device: d, coords: plan.mesh.coords(d), graph: new DeviceLowering(plan, d, opts, shared).run() });
+  findTwins(out, plan.mesh, opts.registry);
   return out;
 }
 
@@ -123,8 +127,11 @@ class DeviceLowering {
   /** Names given on this device beyond the global graph's (shared.globalNames()). */
   private readonly names = new Set<string>();
   private readonly globalNames: ReadonlySet<string>;
-  /** Device nodes copied from global nodes without subgraph attributes (their captures are none). */
-  private readonly plain = new Set<Node>();
+  /**
+   * Device nodes that may have subgraph attributes (copies of global nodes with subgraphs, and the
+   * nodes rules insert); every other node's captures are none.
+   */
+  private readonly mayCapture = new Set<Node>();
   private readonly mesh: DeviceMesh;
 
   constructor(
@@ -179,7 +186,9 @@ class DeviceLowering {
     const layout = v.layout;
     const { mesh, device } = this;
     const shape = localShape(c.shape, layout, mesh, device);
-    return new LazyTensor(c.dtype, shape, { kind: 'inline' }, () => shardTensor(c.load(), layout, mesh, device));
+    const block = new LazyTensor(c.dtype, shape, { kind: 'inline' }, () => shardTensor(c.load(), layout, mesh, device));
+    blocks.add(block);
+    return block;
   }
 
   private mapped(v: Value, node: Node): Value {
@@ -205,7 +214,7 @@ class DeviceLowering {
       const plain = !this.shared.hasSubgraphs(node);
       const attrs = plain ? node.attrs.clone() : cloneAttrs(node.attrs, this.vmap);
       const local = new Node(node.op, inputs, outputs, attrs, node.name, node.domain);
-      if (plain) this.plain.add(local);
+      if (!plain) this.mayCapture.add(local);
       if (node.meta.size) for (const [k, m] of node.meta) local.meta.set(k, m);
       if (isCollective(node)) {
         this.graph.addNode(local);
@@ -215,7 +224,11 @@ class DeviceLowering {
       const before: Node[] = [];
       const after: Node[] = [];
       this.localize(node, local, before, after);
-      if (before.length || after.length) edited = true;
+      if (before.length || after.length) {
+        edited = true;
+        for (const n of before) this.mayCapture.add(n);
+        for (const n of after) this.mayCapture.add(n);
+      }
       this.graph.nodes.push(...before, local, ...after);
     }
     for (const v of g.outputs) {
@@ -223,7 +236,7 @@ class DeviceLowering {
       this.graph.outputs.push(this.vmap.get(v) ?? this.localValue(v));
     }
     // The stable sort keeps an order that is already topological, so it runs only where needed.
-    if (edited && !isTopological(this.graph, this.plain)) this.graph.sortTopologically();
+    if (edited && !isTopological(this.graph, this.mayCapture)) this.graph.sortTopologically();
     this.dropUnusedInitializers();
     return this.graph;
   }
@@ -233,7 +246,7 @@ class DeviceLowering {
     const used = new Set<Value>(this.graph.outputs);
     for (const n of this.graph.nodes) {
       for (const v of n.inputs) if (v) used.add(v);
-      if (!this.plain.has(n)) for (const v of subgraphCaptures(n)) used.add(v);
+      if (this.mayCapture.has(n)) for (const v of subgraphCaptures(n)) used.add(v);
     }
     const inputs = new Set(this.graph.inputs);
     this.graph.initializers = this.graph.initializers.filter((v) => used.has(v) || inputs.has(v));
@@ -359,17 +372,20 @@ class DeviceLowering {
 
 /**
  * Whether every node comes after the producers of its inputs (and of the outer values its
- * subgraphs use; nodes in `plain` have no subgraphs).
+ * subgraphs use; only nodes in `mayCapture` can have subgraphs).
  */
-function isTopological(g: Graph, plain: ReadonlySet<Node>): boolean {
-  const all = new Set(g.nodes);
-  const captures = (n: Node): Value[] => (plain.has(n) ? [] : subgraphCaptures(n));
-  const done = new Set<Node>();
-  const ready = (v: Value | null): boolean => !v?.producer || done.has(v.producer) || !all.has(v.producer);
-  for (const n of g.nodes) {
-    for (const v of n.inputs) if (!ready(v)) return false;
-    for (const v of captures(n)) if (!ready(v)) return false;
-    done.add(n);
+function isTopological(g: Graph, mayCapture: ReadonlySet<Node>): boolean {
+  // Each node's first position; a producer outside the graph is always ready.
+  const position = new Map<Node, number>();
+  g.nodes.forEach((n, i) => position.has(n) || position.set(n, i));
+  const ready = (v: Value | null, i: number): boolean => {
+    const p = v?.producer ? position.get(v.producer) : undefined;
+    return p === undefined || p < i;
+  };
+  for (let i = 0; i < g.nodes.length; i++) {
+    const n = g.nodes[i]!;
+    for (const v of n.inputs) if (!ready(v, i)) return false;
+    if (mayCapture.has(n)) for (const v of subgraphCaptures(n)) if (!ready(v, i)) return false;
   }
   return true;
 }
@@ -477,4 +493,264 @@ function cloneSubgraph(g: Graph, outer: ReadonlyMap<Value, Value>): Graph {
   }
   out.outputs = g.outputs.map((v) => map.get(v) ?? v);
   return out;
+}
+
+// ---- comparing device programs ---------------------------------------------------------------
+
+/** The device blocks of distributed constants (localConstant): loading one reads its global constant. */
+const blocks = new WeakSet<LazyTensor>();
+
+/** Whether a device constant is its device's block of a distributed global constant (a weight slice). */
+export function isConstantBlock(t: LazyTensor): boolean {
+  return blocks.has(t);
+}
+
+/** How sameLocalGraph compares what may differ between devices. */
+export interface LocalGraphMatch {
+  /** Two constants met at the same place (values of the same name, neither fed): whether they match. */
+  constants(x: Value, cx: LazyTensor, cy: LazyTensor): boolean;
+  /** Two collective nodes at the same place: whether they match beyond op, label, attributes and operands. */
+  collectives(x: Node, y: Node): boolean;
+  /** Names of the values fed as inputs: compared as values, their constant data never. */
+  fed?: ReadonlySet<string>;
+  /** Also compare the initializer lists, in order (every constant of the program, used or not). */
+  initializers?: boolean;
+}
+
+const sameDims = (a: readonly unknown[] | undefined, b: readonly unknown[] | undefined): boolean => {
+  const x = a ?? [];
+  const y = b ?? [];
+  if (x.length === y.length && x.every((d, i) => d === y[i])) return true;
+  return x.join(',') === y.join(','); // as printed: a missing shape is [], a dim 1 is the symbol '1'
+};
+
+/** Same dtype and shape (a constant's type). */
+export const sameConstantType = (a: LazyTensor, b: LazyTensor): boolean => a.dtype === b.dtype && sameDims(a.shape, b.shape);
+
+/** Same dtype, shape and data (numbers compared as Object.is: -0 and NaN exactly). */
+export function sameTensorData(a: LazyTensor | Tensor, b: LazyTensor | Tensor): boolean {
+  if (a === b) return true;
+  if (a.dtype !== b.dtype || !sameDims(a.shape, b.shape)) return false;
+  const x = a instanceof LazyTensor ? a.load() : a;
+  const y = b instanceof LazyTensor ? b.load() : b;
+  if (x === y) return true;
+  if (x.strings || y.strings) return !!x.strings && !!y.strings && x.strings.length === y.strings.length && x.strings.every((s, i) => s === y.strings![i]);
+  if (x.data.length !== y.data.length) return false;
+  for (let i = 0; i < x.data.length; i++) if (!Object.is(x.data[i], y.data[i])) return false;
+  return true;
+}
+
+/** Exact equality of two attribute values (tensors by data; subgraphs never equal). */
+function sameAttr(x: Attr, y: Attr): boolean {
+  if (x.kind !== y.kind) return false;
+  switch (x.kind) {
+    case 'graph':
+    case 'graphs':
+      return false;
+    case 'tensor':
+      return sameTensorData(x.value, (y as typeof x).value);
+    case 'tensors': {
+      const ys = (y as typeof x).value;
+      return x.value.length === ys.length && x.value.every((t, i) => sameTensorData(t, ys[i]!));
+    }
+    case 'ints':
+    case 'floats':
+    case 'strings': {
+      const ys = (y as typeof x).value as unknown[];
+      return x.value.length === ys.length && (x.value as unknown[]).every((e, i) => Object.is(e, ys[i]));
+    }
+    default:
+      return Object.is(x.value, (y as typeof x).value);
+  }
+}
+
+/**
+ * Whether two device graphs are the same program but for what `match` allows to differ. The
+ * graphs are walked side by side, values matched by first sight (graph inputs, initializers when
+ * asked, then nodes in order): values of the same name and type; nodes with the same op, domain,
+ * label, attributes, inputs by position and outputs (names and types); constants as `match` says;
+ * collectives as `match` says too; the same graph outputs. Subgraph attributes never match (unless
+ * both nodes hold the very same attribute objects).
+ */
+export function sameLocalGraph(ga: Graph, gb: Graph, match: LocalGraphMatch): boolean {
+  const fed = match.fed;
+  const idsA = new Map<Value, number>();
+  const idsB = new Map<Value, number>();
+  /** Same reference: both seen, with the same id, or both first seen here and alike (name; constants as `match` says). */
+  const sameRef = (x: Value | null | undefined, y: Value | null | undefined): boolean => {
+    if (!x || !y) return !x && !y;
+    const ix = idsA.get(x);
+    const iy = idsB.get(y);
+    if (ix !== undefined || iy !== undefined) return ix === iy;
+    if (idsA.size !== idsB.size) return false; // first seen as different ids
+    idsA.set(x, idsA.size);
+    idsB.set(y, idsB.size);
+    if (x.name !== y.name) return false;
+    const cx = x.constant && !fed?.has(x.name) ? x.constant : undefined;
+    const cy = y.constant && !fed?.has(y.name) ? y.constant : undefined;
+    if (!cx || !cy) return !cx && !cy;
+    return match.constants(x, cx, cy);
+  };
+  if (ga.inputs.length !== gb.inputs.length || ga.nodes.length !== gb.nodes.length || ga.outputs.length !== gb.outputs.length) return false;
+  for (let i = 0; i < ga.inputs.length; i++) if (!sameRef(ga.inputs[i], gb.inputs[i])) return false;
+  if (match.initializers) {
+    if (ga.initializers.length !== gb.initializers.length) return false;
+    for (let i = 0; i < ga.initializers.length; i++) if (!sameRef(ga.initializers[i], gb.initializers[i])) return false;
+  }
+  for (let i = 0; i < ga.nodes.length; i++) {
+    const x = ga.nodes[i]!;
+    const y = gb.nodes[i]!;
+    if (x.domain !== y.domain || x.op !== y.op || x.inputs.length !== y.inputs.length || x.outputs.length !== y.outputs.length) return false;
+    if (x.name !== y.name && x.label !== y.label) return false;
+    for (let j = 0; j < x.inputs.length; j++) if (!sameRef(x.inputs[j], y.inputs[j])) return false;
+    if (!x.attrs.sameAs(y.attrs)) {
+      const ax = x.attrs.entries();
+      const ay = y.attrs.entries();
+      if (ax.length !== ay.length) return false;
+      for (let j = 0; j < ax.length; j++) {
+        const [kx, vx] = ax[j]!;
+        const [ky, vy] = ay[j]!;
+        if (kx !== ky || vx.kind === 'graph' || vx.kind === 'graphs' || (vx !== vy && !sameAttr(vx, vy))) return false;
+      }
+    }
+    if (x.domain === COLLECTIVE_DOMAIN && !match.collectives(x, y)) return false;
+    for (let j = 0; j < x.outputs.length; j++) {
+      const ox = x.outputs[j]!;
+      const oy = y.outputs[j]!;
+      idsA.set(ox, idsA.size);
+      idsB.set(oy, idsB.size);
+      if (ox.name !== oy.name || (ox.dtype ?? '?') !== (oy.dtype ?? '?') || !sameDims(ox.shape, oy.shape)) return false;
+    }
+  }
+  for (let i = 0; i < ga.outputs.length; i++) if (!sameRef(ga.outputs[i], gb.outputs[i])) return false;
+  return true;
+}
+
+/**
+ * Device twins. Devices whose lowered programs are the same but for the data of constants that no
+ * cost figure reads (every tp rank of a transformer with even splits: their weight blocks, the
+ * vocabulary offset of a vocab-parallel embedding) have the same schedule, estimates and
+ * schedule.json steps: those are computed for the first such device and reused for the others
+ * (passes/schedule, bundle/report.ts, bundle/schedule.ts, report.html's timelines; the wgsl
+ * recording too where it read none of the differing constants). Twins are found once, right after
+ * lowering (sameLocalGraph): the same nodes, attributes (collective groups and peers included),
+ * value names and types, graph inputs, outputs and initializers; constants of the same type, whose
+ * data may differ only where no op's flops (OpDef.flops, which the estimates and the scheduler's
+ * durations count) reads them — weight blocks are never loaded to compare (that would read the
+ * weights) and count as differing; collectives over the same resolved group, holding both devices
+ * or neither. A twin holds while neither graph's node list is replaced (device graphs are not
+ * changed after lowering but for their order); the scheduling pass, which orders twins alike,
+ * renews it.
+ */
+interface TwinRecord {
+  of: Graph;
+  nodes: readonly Node[];
+  ofNodes: readonly Node[];
+  /** Names of the constants whose data may differ from the twin's. */
+  differs: ReadonlySet<string>;
+}
+const twins = new WeakMap<Graph, TwinRecord>();
+
+const currentTwin = (graph: Graph): TwinRecord | undefined => {
+  const t = twins.get(graph);
+  return t && t.nodes === graph.nodes && t.ofNodes === t.of.nodes ? t : undefined;
+};
+
+/** The earlier device graph `graph` is a twin of (see above), if any. */
+export function deviceTwin(graph: Graph): Graph | undefined {
+  return currentTwin(graph)?.of;
+}
+
+/** Names of the constants of a twin whose data may differ from its twin's (empty for a graph without a twin). */
+export function twinDifferences(graph: Graph): ReadonlySet<string> {
+  return currentTwin(graph)?.differs ?? new Set();
+}
+
+/** Records that `graph` is still a twin of `of` after both were put in the same order by position (the scheduling pass). */
+export function renewTwin(graph: Graph, of: Graph): void {
+  const t = twins.get(graph);
+  if (t?.of === of) twins.set(graph, { ...t, nodes: graph.nodes, ofNodes: of.nodes });
+}
+
+/** Finds each device's twin among the earlier devices (lowerPlan). */
+function findTwins(programs: readonly DeviceProgram[], mesh: DeviceMesh, registry: OpRegistry): void {
+  // Candidates must agree on their sizes and collective groups first (a cheap key): a large mesh
+  // with many distinct programs then makes few side-by-side comparisons.
+  const firsts = new Map<string, DeviceProgram[]>();
+  const reads = new Map<Node, boolean[]>(); // per node of a first device: whether its flops read each input
+  for (const p of programs) {
+    const g = p.graph;
+    const groups: string[] = [];
+    for (const n of g.nodes) if (n.domain === COLLECTIVE_DOMAIN) groups.push(n.attrs.maybeInts(GROUP_ATTR)?.join(',') ?? '');
+    const key = `${g.inputs.length}/${g.initializers.length}/${g.nodes.length}/${g.outputs.length}/${groups.join(';')}`;
+    const list = firsts.get(key);
+    let found = false;
+    for (const q of list ?? []) {
+      const differs = twinDifference(q, p, mesh, registry, reads);
+      if (!differs) continue;
+      twins.set(g, { of: q.graph, nodes: g.nodes, ofNodes: q.graph.nodes, differs });
+      found = true;
+      break;
+    }
+    if (found) continue;
+    if (list) list.push(p);
+    else firsts.set(key, [p]);
+  }
+}
+
+/** The names of the constants whose data may differ when `b` is a twin of `a`; undefined when it is not. */
+function twinDifference(a: DeviceProgram, b: DeviceProgram, mesh: DeviceMesh, registry: OpRegistry, reads: Map<Node, boolean[]>): Set<string> | undefined {
+  const differs = new Set<Value>();
+  const same = sameLocalGraph(a.graph, b.graph, {
+    initializers: true,
+    constants: (x, cx, cy) => {
+      if (!sameConstantType(cx, cy)) return false;
+      if (isConstantBlock(cx) || isConstantBlock(cy) || !sameTensorData(cx, cy)) differs.add(x);
+      return true;
+    },
+    collectives: (x, y) => {
+      const axis = x.attrs.get('axis');
+      const group = (n: Node, d: number): number[] | undefined =>
+        n.attrs.maybeInts(GROUP_ATTR) ?? (axis?.kind === 'string' && mesh.hasAxis(axis.value) ? mesh.group(d, axis.value) : undefined);
+      const gx = group(x, a.device);
+      const gy = group(y, b.device);
+      if (!gx || !gy) return !gx && !gy;
+      return gx.length === gy.length && gx.every((r, i) => r === gy[i]) && gx.includes(a.device) === gy.includes(b.device);
+    },
+  });
+  if (!same) return undefined;
+  const read = (n: Node, j: number): boolean => {
+    let r = reads.get(n);
+    if (!r) reads.set(n, (r = []));
+    return (r[j] ??= flopsRead(n, j, registry));
+  };
+  if (differs.size) for (const n of a.graph.nodes) if (n.inputs.some((v, j) => v && differs.has(v) && read(n, j))) return undefined;
+  return new Set([...differs].map((v) => v.name));
+}
+
+/**
+ * Whether the op's flops (OpDef.flops) read the data of input j of `node`. Constants are handed to
+ * it as the estimates do (bundle/estimate.ts nodeFlops: up to 4096 elements, larger ones not
+ * loaded), but input j's never: asking for it is reading it.
+ */
+function flopsRead(node: Node, j: number, registry: OpRegistry): boolean {
+  const def = registry.get(node.op, node.domain);
+  if (!def?.flops) return false;
+  let read = false;
+  const ctx: InferContext = {
+    node,
+    attrs: node.attrs,
+    inputs: node.inputs.map((v) => (v?.dtype ? { dtype: v.dtype, shape: v.shape } : undefined)),
+    constant: (i) => {
+      if (i === j) read = true;
+      const c = node.inputs[i]?.constant;
+      return i !== j && c && c.size <= 4096 ? c.load() : undefined;
+    },
+  };
+  try {
+    def.flops(ctx);
+  } catch {
+    // a flops row that fails counts 0 flops (nodeFlops): it read what it asked for before failing
+  }
+  return read;
 }

@@ -39,6 +39,14 @@
  * when one changes nothing (at most `maxSweeps`). The forward sweep carries seeded placements down
  * chains (column-parallel weight → sharded activations → row-parallel matmul); the backward sweep
  * lets a value that is consumed sharded be produced sharded.
+ *
+ * Speed (a 70B-shaped graph has ~5000 nodes and ~22000 candidates, visited a few times per sweep):
+ * the search runs on dense numbers — nodes by position, values by index, placements by interned id,
+ * consumers as flat lists — so a candidate's cost reads arrays and allocates nothing; reshard and
+ * storage costs are cached per (shape, dtype, placements), which the 80 identical layers share;
+ * realised candidates are memoised per rule candidate and block count (read-only, shared between
+ * nodes). The sums are made in the same order as the plain definition above, so costs, ties and
+ * choices are the same numbers.
  */
 import type { Graph, Node, Value } from '../../ir/graph.js';
 import { type Placement, Replicate, Shard, placementEq } from '../../ir/layout.js';
@@ -113,41 +121,64 @@ export interface PropagateOptions {
 const R = Replicate;
 
 const staticShape = (v: Value): number[] => (v.shape ?? []).map((d) => (typeof d === 'number' ? d : 1));
-const bytesOf = (v: Value): number => staticShape(v).reduce((a, b) => a * b, 1) * dtypeSize(v.dtype);
+
+/** A candidate's sharded slots: input (true) or output, slot, dim, relative factor. */
+type ShardSlot = [input: boolean, slot: number, dim: number, factor: number];
+const shardSlots = new WeakMap<Candidate, ShardSlot[]>();
+/** Realised candidates per relative candidate and block count (read-only, shared between nodes). */
+const realised = new WeakMap<Candidate, Map<number, Candidate>>();
 
 /**
  * A candidate with absolute units: the common block count of its sharded dims is chosen so that as
  * many dims as possible get their analysed unit (first such choice in entry order), every unit
- * dividing its dim; the relative factors stay exact.
+ * dividing its dim; the relative factors stay exact. The result depends only on the candidate and
+ * that choice, so it is memoised on both (the 80 layers of a 70B model realise the same few).
  */
 export function realiseCandidate(node: Node, c: Candidate, units: UnitAnalysis): Candidate {
-  const entries: { v: Value; d: number; f: number }[] = [];
-  const collect = (v: Value | null | undefined, p: Placement | null | undefined): void => {
-    if (v && p && p.kind === 'shard') entries.push({ v, d: p.dim, f: p.unit ?? 1 });
-  };
-  c.inputs.forEach((p, i) => collect(node.inputs[i], p));
-  c.outputs.forEach((p, i) => collect(node.outputs[i], p));
-  if (!entries.length) return c;
-  const size = (e: { v: Value; d: number }): number => {
-    const n = e.v.shape?.[e.d];
-    return typeof n === 'number' ? n : 0;
-  };
-  const valid = (base: number): boolean => entries.every((e) => size(e) % (base * e.f) === 0);
+  let slots = shardSlots.get(c);
+  if (!slots) {
+    slots = [];
+    c.inputs.forEach((p, i) => p && p.kind === 'shard' && slots!.push([true, i, p.dim, p.unit ?? 1]));
+    c.outputs.forEach((p, i) => p && p.kind === 'shard' && slots!.push([false, i, p.dim, p.unit ?? 1]));
+    shardSlots.set(c, slots);
+  }
+  if (!slots.length) return c;
+  // The entries: sharded slots whose operand exists, with the dim's size and analysed unit.
+  const f: number[] = [];
+  const size: number[] = [];
+  const unit: number[] = [];
+  for (const [input, slot, d, factor] of slots) {
+    const v = input ? node.inputs[slot] : node.outputs[slot];
+    if (!v) continue;
+    const n = v.shape?.[d];
+    f.push(factor);
+    size.push(typeof n === 'number' ? n : 0);
+    unit.push(units.unit(v, d));
+  }
+  if (!f.length) return c;
+  const valid = (base: number): boolean => size.every((n, i) => n % (base * f[i]!) === 0);
   let best = 1;
   let bestScore = -1;
-  for (const e of entries) {
-    const u = units.unit(e.v, e.d);
-    if (u % e.f !== 0) continue;
-    const base = u / e.f;
+  for (let e = 0; e < f.length; e++) {
+    const u = unit[e]!;
+    if (u % f[e]! !== 0) continue;
+    const base = u / f[e]!;
     if (!valid(base)) continue;
-    const score = entries.filter((x) => units.unit(x.v, x.d) === base * x.f).length;
+    let score = 0;
+    for (let x = 0; x < f.length; x++) if (unit[x] === base * f[x]!) score++;
     if (score > bestScore) {
       best = base;
       bestScore = score;
     }
   }
-  const fix = (p: Placement | null): Placement | null => (p && p.kind === 'shard' ? Shard(p.dim, best * (p.unit ?? 1)) : p);
-  return { ...c, inputs: c.inputs.map(fix), outputs: c.outputs.map((p) => fix(p)!) };
+  let byBase = realised.get(c);
+  if (!byBase) realised.set(c, (byBase = new Map()));
+  let out = byBase.get(best);
+  if (!out) {
+    const fix = (p: Placement | null): Placement | null => (p && p.kind === 'shard' ? Shard(p.dim, best * (p.unit ?? 1)) : p);
+    byBase.set(best, (out = { ...c, inputs: c.inputs.map(fix), outputs: c.outputs.map((p) => fix(p)!) }));
+  }
+  return out;
 }
 
 /** The node's flops on its (global) shapes: OpDef.flops, 0 where an op has none. */
@@ -172,26 +203,43 @@ export function flopsOf(node: Node, registry: OpRegistry): number {
   }
 }
 
-interface Use {
-  node: Node;
-  index: number;
-}
-
 /**
  * An interned id per distinct placement (placementEq ⇔ same id), memoised per placement object:
  * the search compares and keys placements millions of times on a 70B-shaped graph.
  */
 const placementIds = new Map<string, number>();
 const idOfObject = new WeakMap<Placement, number>();
+/** The first placement object seen per id (for the reshard formulas, which see only its fields). */
+const placementById: Placement[] = [];
 function pid(p: Placement): number {
   let id = idOfObject.get(p);
   if (id === undefined) {
     const key = p.kind === 'shard' ? `S${p.dim}:${p.unit ?? 1}` : p.kind === 'partial' ? `P${p.reduce}` : 'R';
     id = placementIds.get(key);
-    if (id === undefined) placementIds.set(key, (id = placementIds.size));
+    if (id === undefined) {
+      placementIds.set(key, (id = placementIds.size));
+      placementById.push(p);
+    }
     idOfObject.set(p, id);
   }
   return id;
+}
+/** pid of an optional placement; -1 when absent. */
+const pidOrNone = (p: Placement | null | undefined): number => (p ? pid(p) : -1);
+/** A candidate's placements as pids, and whether it shards anything (memoised: candidates are read-only and shared). */
+interface CandidateIds {
+  inputs: readonly number[];
+  outputs: readonly number[];
+  sharded: boolean;
+}
+const candidateIds = new WeakMap<Candidate, CandidateIds>();
+function placementIdsOf(c: Candidate): CandidateIds {
+  let ids = candidateIds.get(c);
+  if (!ids) {
+    const sharded = c.inputs.some((p) => p?.kind === 'shard') || c.outputs.some((p) => p.kind === 'shard');
+    candidateIds.set(c, (ids = { inputs: c.inputs.map(pidOrNone), outputs: c.outputs.map(pidOrNone), sharded }));
+  }
+  return ids;
 }
 
 /** Runs the search for one axis. */
@@ -222,53 +270,131 @@ export function propagateAxis(graph: Graph, axis: MeshAxis, opts: PropagateOptio
     const kept = all.filter((c) => keepsSeededConstants(n, c));
     cands.set(n, kept.length ? kept : all);
   }
-  const uses = new Map<Value, Use[]>();
-  for (const n of nodes)
-    n.inputs.forEach((v, index) => {
-      if (!v) return;
-      const l = uses.get(v);
-      if (l) l.push({ node: n, index });
-      else uses.set(v, [{ node: n, index }]);
+
+  // The search works on dense numbers: nodes by position, values by first appearance, placements
+  // by interned id (pid), so that a candidate's cost is array reads with no allocation.
+  const N = nodes.length;
+  const nodeIndex = new Map<Node, number>();
+  nodes.forEach((n, i) => nodeIndex.set(n, i));
+  const valueIndex = new Map<Value, number>();
+  const vals: Value[] = [];
+  const vid = (v: Value): number => {
+    let i = valueIndex.get(v);
+    if (i === undefined) {
+      valueIndex.set(v, (i = vals.length));
+      vals.push(v);
+    }
+    return i;
+  };
+  const R_ID = pid(R);
+  /** Per node and candidate: the pid of each input placement (-1: none or no input) and of each output. */
+  const candIn: (readonly number[])[][] = [];
+  const candOut: (readonly number[])[][] = [];
+  /** Per node: the value id of each input (-1: absent) and output. */
+  const nodeIn: number[][] = [];
+  const nodeOut: number[][] = [];
+  for (const n of nodes) {
+    nodeIn.push(n.inputs.map((v) => (v ? vid(v) : -1)));
+    nodeOut.push(n.outputs.map(vid));
+    const cs = cands.get(n)!.map(placementIdsOf);
+    candIn.push(cs.map((c) => c.inputs));
+    candOut.push(cs.map((c) => c.outputs));
+  }
+  for (const v of graph.inputs) vid(v);
+  for (const v of graph.outputs) vid(v);
+  const V = vals.length;
+  /** Per value: the seed's pid (-1: none), whether it is free, its producer (node index, -1: none) and output slot, whether it must end R. */
+  const seedPid = new Int32Array(V).fill(-1);
+  const free = new Uint8Array(V);
+  const prodNode = new Int32Array(V).fill(-1);
+  const prodSlot = new Int32Array(V);
+  const endsR = new Uint8Array(V);
+  for (let v = 0; v < V; v++) {
+    const value = vals[v]!;
+    const s = seeded.get(value);
+    if (s) seedPid[v] = pid(s);
+    free[v] = isFree(value) ? 1 : 0;
+    const p = value.producer;
+    const pi = p ? nodeIndex.get(p) : undefined;
+    if (p && pi !== undefined && cands.has(p)) {
+      prodNode[v] = pi;
+      prodSlot[v] = p.outputs.indexOf(value);
+    }
+    endsR[v] = outputs.has(value) && !resident.has(value) ? 1 : 0;
+  }
+  // Uses of each value (consumer node, input slot), in node then slot order, as flat lists.
+  const useStart = new Int32Array(V + 1);
+  for (let n = 0; n < N; n++) for (const v of nodeIn[n]!) if (v >= 0) useStart[v + 1]!++;
+  for (let v = 0; v < V; v++) useStart[v + 1]! += useStart[v]!;
+  const fill = useStart.slice(0, V);
+  const useNode = new Int32Array(useStart[V]!);
+  const useSlot = new Int32Array(useStart[V]!);
+  let maxUses = 0;
+  for (let n = 0; n < N; n++)
+    nodeIn[n]!.forEach((v, i) => {
+      if (v < 0) return;
+      const at = fill[v]!++;
+      useNode[at] = n;
+      useSlot[at] = i;
     });
-  const work = new Map<Node, number>();
-  for (const n of nodes) work.set(n, flopsOf(n, opts.registry) * cost.secondsPerFlop);
-  const bytes = new Map<Value, number>();
-  const bytesOfV = (v: Value): number => {
-    let b = bytes.get(v);
-    if (b === undefined) bytes.set(v, (b = bytesOf(v)));
-    return b;
-  };
-  const shapes = new Map<Value, number[]>();
-  const shapeOfV = (v: Value): number[] => {
-    let sh = shapes.get(v);
-    if (!sh) shapes.set(v, (sh = staticShape(v)));
-    return sh;
-  };
-  // The search evaluates the same few reshards of a value over and over: each (value, from, to)
-  // is computed once (placements are compared by interned id, see pid).
-  const moves = new Map<Value, Map<number, number>>();
-  const move = (v: Value, from: Placement, to: Placement): number => {
-    const key = pid(from) * 1048576 + pid(to);
-    let m = moves.get(v);
-    if (!m) moves.set(v, (m = new Map()));
+  for (let v = 0; v < V; v++) maxUses = Math.max(maxUses, useStart[v + 1]! - useStart[v]!);
+
+  const work = new Float64Array(N);
+  nodes.forEach((n, i) => (work[i] = flopsOf(n, opts.registry) * cost.secondsPerFlop));
+  // Reshard and storage costs depend on a value only through its static shape and dtype: values of
+  // one shape (the same tensor in each of 80 identical layers) share one cache.
+  const shapeClass = new Int32Array(V);
+  const classShape: number[][] = [];
+  const classBytes: number[] = [];
+  {
+    const classes = new Map<string, number>();
+    for (let v = 0; v < V; v++) {
+      const shape = staticShape(vals[v]!);
+      const size = dtypeSize(vals[v]!.dtype);
+      const key = `${size}:${shape.join(',')}`;
+      let c = classes.get(key);
+      if (c === undefined) {
+        classes.set(key, (c = classShape.length));
+        classShape.push(shape);
+        classBytes.push(shape.reduce((a, b) => a * b, 1) * size);
+      }
+      shapeClass[v] = c;
+    }
+  }
+  // The search evaluates the same few reshards of a value over and over: each (shape, from, to)
+  // is computed once.
+  const moves: Map<number, number>[] = classShape.map(() => new Map());
+  const collectiveSeconds = cost.secondsPerCollective * (k > 1 ? 1 : 0);
+  const move = (v: number, from: number, to: number): number => {
+    const c = shapeClass[v]!;
+    const key = from * 1048576 + to;
+    const m = moves[c]!;
     let t = m.get(key);
     if (t === undefined) {
-      t =
-        placementCost(from, to, bytesOfV(v), shapeOfV(v), axis) +
-        singleAxisSteps(from, to).filter((s) => COMMUNICATING.has(s.kind)).length * cost.secondsPerCollective * (k > 1 ? 1 : 0);
+      const f = placementById[from]!;
+      const w = placementById[to]!;
+      t = placementCost(f, w, classBytes[c]!, classShape[c]!, axis) + singleAxisSteps(f, w).filter((s) => COMMUNICATING.has(s.kind)).length * collectiveSeconds;
       m.set(key, t);
     }
     return t;
   };
+  const stored: Map<number, number>[] = classShape.map(() => new Map());
+  /** Seconds to write a value of class c under placement p on one device. */
+  const storeCost = (c: number, p: number): number => {
+    const m = stored[c]!;
+    let t = m.get(p);
+    if (t === undefined) m.set(p, (t = placementBytes(classBytes[c]!, classShape[c]!, placementById[p]!, k) * cost.secondsPerByte));
+    return t;
+  };
 
   // Current choice (index into cands) per node: all-R to start (the last candidate).
-  const choice = new Map<Node, number>();
-  for (const n of nodes) {
+  const choice = new Int32Array(N);
+  nodes.forEach((n, i) => {
     const cs = cands.get(n)!;
     const r = cs.findIndex((c) => c.inputs.every((p) => !p || p.kind === 'replicate') && c.outputs.every((p) => p.kind === 'replicate'));
-    choice.set(n, r >= 0 ? r : cs.length - 1);
-  }
-  const chosen = (n: Node): Candidate => cands.get(n)![choice.get(n)!]!;
+    choice[i] = r >= 0 ? r : cs.length - 1;
+  });
+  const chosen = (n: Node): Candidate => cands.get(n)![choice[nodeIndex.get(n)!]!]!;
 
   /** Placement consumers see (undefined: free). */
   const placementOf = (v: Value): Placement | undefined => {
@@ -279,108 +405,104 @@ export function propagateAxis(graph: Graph, axis: MeshAxis, opts: PropagateOptio
     if (!p || !cands.has(p)) return R;
     return chosen(p).outputs[p.outputs.indexOf(v)] ?? R;
   };
+  /** placementOf as a pid (-1: free). */
+  const placementPid = (v: number): number => {
+    const s = seedPid[v]!;
+    if (s >= 0) return s;
+    if (free[v]) return -1;
+    const p = prodNode[v]!;
+    if (p < 0) return R_ID;
+    const o = candOut[p]![choice[p]!]!;
+    const slot = prodSlot[v]!;
+    const q = slot >= 0 && slot < o.length ? o[slot]! : -1;
+    return q >= 0 ? q : R_ID;
+  };
 
-  /** Distinct placements the current consumers of v want (excluding `except`), R for a graph output. */
-  const wants = (v: Value, except?: Node): Placement[] => {
-    const out: Placement[] = [];
-    const ids: number[] = [];
-    const add = (p: Placement | null | undefined): void => {
-      if (!p) return;
-      const id = pid(p);
-      if (ids.includes(id)) return;
-      ids.push(id);
-      out.push(p);
-    };
-    if (outputs.has(v) && !resident.has(v)) add(R);
-    for (const u of uses.get(v) ?? []) if (u.node !== except) add(chosen(u.node).inputs[u.index]);
-    return out;
+  /** The pid the use at position u (useStart order) wants, -1 for none. */
+  const wantAt = (u: number): number => {
+    const n = useNode[u]!;
+    const c = candIn[n]![choice[n]!]!;
+    const slot = useSlot[u]!;
+    return slot < c.length ? c[slot]! : -1;
   };
   /** wants(v, except) includes w (without building the list). */
-  const wanted = (v: Value, w: Placement, except: Node): boolean => {
-    const id = pid(w);
-    if (outputs.has(v) && !resident.has(v) && id === pid(R)) return true;
-    for (const u of uses.get(v) ?? []) {
-      if (u.node === except) continue;
-      const q = chosen(u.node).inputs[u.index];
-      if (q && pid(q) === id) return true;
-    }
+  const wanted = (v: number, w: number, except: number): boolean => {
+    if (endsR[v] && w === R_ID) return true;
+    for (let u = useStart[v]!, end = useStart[v + 1]!; u < end; u++) if (useNode[u] !== except && wantAt(u) === w) return true;
     return false;
   };
-
-  // Per candidate, the terms that do not depend on the neighbours' choices (the same numbers
-  // nodeCost would compute each time, so sums and ties are unchanged).
-  // (Keyed by node and candidate index: candidate objects may be shared between nodes.)
-  const fixed = new Map<Node, ({ work: number; outBytes: number[] } | undefined)[]>();
-  const fixedOf = (n: Node, ci: number): { work: number; outBytes: number[] } => {
-    let fs = fixed.get(n);
-    if (!fs) fixed.set(n, (fs = []));
-    let f = fs[ci];
-    if (!f) {
-      const c = cands.get(n)![ci]!;
-      const sharded = c.inputs.some((p) => p?.kind === 'shard') || c.outputs.some((p) => p.kind === 'shard');
-      f = {
-        work: work.get(n)! / (sharded ? k : 1),
-        outBytes: c.outputs.map((p, i) => {
-          const v = n.outputs[i]!;
-          return placementBytes(bytesOfV(v), shapeOfV(v), p, k) * cost.secondsPerByte;
-        }),
-      };
-      fs[ci] = f;
+  /** Scratch list of the distinct wants of one value (reused: nodeCost allocates nothing). */
+  const seen = new Int32Array(maxUses + 1);
+  /**
+   * The distinct placements the current consumers of v want, R first for a graph output, then in
+   * use order, into seen[0..count); returns count.
+   */
+  const wantsOf = (v: number): number => {
+    let count = 0;
+    if (endsR[v]) seen[count++] = R_ID;
+    for (let u = useStart[v]!, end = useStart[v + 1]!; u < end; u++) {
+      const q = wantAt(u);
+      if (q < 0) continue;
+      let dup = false;
+      for (let j = 0; j < count; j++) if (seen[j] === q) dup = true;
+      if (!dup) seen[count++] = q;
     }
-    return f;
+    return count;
   };
 
-  /** Cost of node n under its candidate number ci (see the file comment). */
-  const nodeCost = (n: Node, ci: number): number => {
-    const c = cands.get(n)![ci]!;
+  /** Per node and candidate, the compute term (work ÷ k when the candidate shards anything). */
+  const fixedWork: number[][] = nodes.map((n, i) => cands.get(n)!.map((c) => work[i]! / (placementIdsOf(c).sharded ? k : 1)));
+
+  /** Cost of node n (index) under its candidate number ci (see the file comment). */
+  const nodeCost = (n: number, ci: number): number => {
+    const cin = candIn[n]![ci]!;
+    const vin = nodeIn[n]!;
     let t = 0;
-    const f = fixedOf(n, ci);
-    for (let i = 0; i < c.inputs.length; i++) {
-      const w = c.inputs[i];
-      const v = n.inputs[i];
-      if (!v || !w) continue;
-      const p = placementOf(v);
-      if (!p || pid(p) === pid(w)) continue;
+    for (let i = 0; i < cin.length; i++) {
+      const w = cin[i]!;
+      const v = i < vin.length ? vin[i]! : -1;
+      if (v < 0 || w < 0) continue;
+      const p = placementPid(v);
+      if (p < 0 || p === w) continue;
       let dup = false;
-      for (let j = 0; j < i; j++) {
-        // An earlier input of the same value in the same placement: its reshard is shared.
-        const wj = c.inputs[j];
-        if (n.inputs[j] === v && wj && pid(wj) === pid(w)) dup = true;
-      }
+      // An earlier input of the same value in the same placement: its reshard is shared.
+      for (let j = 0; j < i; j++) if (vin[j] === v && cin[j] === w) dup = true;
       if (dup) continue;
       if (wanted(v, w, n)) continue;
       t += move(v, p, w);
     }
-    t += f.work;
-    for (let i = 0; i < c.outputs.length; i++) {
-      const p = c.outputs[i]!;
-      const v = n.outputs[i]!;
-      t += f.outBytes[i]!;
-      const pin = seeded.get(v);
-      if (pin) {
+    t += fixedWork[n]![ci]!;
+    const cout = candOut[n]![ci]!;
+    const vout = nodeOut[n]!;
+    for (let i = 0; i < cout.length; i++) {
+      const p = cout[i]!;
+      const v = vout[i]!;
+      t += storeCost(shapeClass[v]!, p);
+      const pin = seedPid[v]!;
+      if (pin >= 0) {
         t += move(v, p, pin);
         continue;
       }
-      for (const w of wants(v)) if (pid(w) !== pid(p)) t += move(v, p, w);
+      for (let j = 0, count = wantsOf(v); j < count; j++) if (seen[j] !== p) t += move(v, p, seen[j]!);
     }
     return t;
   };
-
   const maxSweeps = opts.maxSweeps ?? 12;
   let sweeps = 0;
-  const visited = new Set<Node>();
+  const visited = new Uint8Array(N);
   for (; sweeps < maxSweeps; sweeps++) {
     let changed = false;
-    const order = sweeps % 2 === 0 ? nodes : [...nodes].reverse();
-    for (const n of order) {
-      const cs = cands.get(n)!;
-      if (cs.length < 2) continue;
-      const first = !visited.has(n);
-      visited.add(n);
-      const cur = choice.get(n)!;
+    const forward = sweeps % 2 === 0;
+    for (let step = 0; step < N; step++) {
+      const n = forward ? step : N - 1 - step;
+      const count = candIn[n]!.length;
+      if (count < 2) continue;
+      const first = !visited[n];
+      visited[n] = 1;
+      const cur = choice[n]!;
       let best = cur;
       let bestCost = nodeCost(n, cur);
-      for (let i = 0; i < cs.length; i++) {
+      for (let i = 0; i < count; i++) {
         if (i === cur) continue;
         const t = nodeCost(n, i);
         const better = first ? t < bestCost - 1e-15 * Math.abs(bestCost) || (t <= bestCost && i < best) : t < bestCost * (1 - 1e-9) - 1e-18;
@@ -390,7 +512,7 @@ export function propagateAxis(graph: Graph, axis: MeshAxis, opts: PropagateOptio
         }
       }
       if (best !== cur) {
-        choice.set(n, best);
+        choice[n] = best;
         changed = true;
       }
     }
@@ -402,18 +524,15 @@ export function propagateAxis(graph: Graph, axis: MeshAxis, opts: PropagateOptio
 
   // The plan's cost as the search sees it: compute + one reshard per (value, distinct want).
   let total = 0;
-  for (const n of nodes) {
-    const c = chosen(n);
-    const sharded = c.inputs.some((p) => p?.kind === 'shard') || c.outputs.some((p) => p.kind === 'shard');
-    total += work.get(n)! / (sharded ? k : 1);
-  }
+  for (let n = 0; n < N; n++) total += fixedWork[n]![choice[n]!]!;
   const values = new Set<Value>([...graph.inputs, ...nodes.flatMap((n) => n.outputs)]);
-  for (const v of values) {
-    const p = placementOf(v);
-    if (!p) continue;
-    const prod = v.producer && cands.has(v.producer) ? chosen(v.producer).outputs[v.producer.outputs.indexOf(v)]! : p;
-    if (!placementEq(prod, p)) total += move(v, prod, p);
-    for (const w of wants(v)) if (!placementEq(w, p)) total += move(v, p, w);
+  for (const value of values) {
+    const v = vid(value);
+    const p = placementPid(v);
+    if (p < 0) continue;
+    const prod = prodNode[v]! >= 0 ? candOut[prodNode[v]!]![choice[prodNode[v]!]!]![prodSlot[v]!]! : p;
+    if (prod !== p) total += move(v, prod, p);
+    for (let j = 0, count = wantsOf(v); j < count; j++) if (seen[j] !== p) total += move(v, p, seen[j]!);
   }
 
   const placement = new Map<Value, Placement>();
