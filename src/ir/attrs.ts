@@ -21,6 +21,8 @@ export type Attr =
 
 export type AttrKind = Attr['kind'];
 
+const identical = (a: Attr, b: Attr): boolean => a === b;
+
 export class Attrs {
   private readonly map = new Map<string, Attr>();
   /** Node name, for error messages. */
@@ -51,8 +53,15 @@ export class Attrs {
   }
   /** Whether `other` holds the very same attribute objects under the same names (e.g. a node's attributes and their clone). */
   sameAs(other: Attrs): boolean {
+    return this.matches(other, identical);
+  }
+  /** Whether `other` has the same names, each with an attribute that `same` finds equal to this one's (no order, nothing copied). */
+  matches(other: Attrs, same: (a: Attr, b: Attr) => boolean): boolean {
     if (this.map.size !== other.map.size) return false;
-    for (const [k, a] of this.map) if (other.map.get(k) !== a) return false;
+    for (const [k, a] of this.map) {
+      const b = other.map.get(k);
+      if (b === undefined || !same(a, b)) return false;
+    }
     return true;
   }
   clone(): Attrs {

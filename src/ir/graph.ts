@@ -29,8 +29,12 @@ export class Value {
   constant?: LazyTensor;
   /** Layout on the device mesh, set by sharding passes. */
   layout?: Layout;
-  /** Free-form annotations from passes (e.g. pattern recognition), printed sorted by key. */
-  readonly meta = new Map<string, string>();
+  private metaMap?: Map<string, string>;
+
+  /** Free-form annotations from passes (e.g. pattern recognition), printed sorted by key; created on first use. */
+  get meta(): Map<string, string> {
+    return (this.metaMap ??= new Map());
+  }
 
   constructor(name: string, dtype?: DType, shape?: Shape) {
     this.name = name;
@@ -46,8 +50,12 @@ export class Node {
   inputs: (Value | null)[];
   outputs: Value[];
   attrs: Attrs;
-  /** Annotations from passes, e.g. `pattern=LayerNorm#0`; printed sorted by key. */
-  readonly meta = new Map<string, string>();
+  private metaMap?: Map<string, string>;
+
+  /** Annotations from passes, e.g. `pattern=LayerNorm#0`; printed sorted by key; created on first use. */
+  get meta(): Map<string, string> {
+    return (this.metaMap ??= new Map());
+  }
 
   constructor(op: string, inputs: (Value | null)[], outputs: Value[], attrs = new Attrs(), name = '', domain = DEFAULT_DOMAIN) {
     this.op = op;

@@ -520,7 +520,11 @@ export interface LocalGraphMatch {
 const sameDims = (a: readonly unknown[] | undefined, b: readonly unknown[] | undefined): boolean => {
   const x = a ?? [];
   const y = b ?? [];
-  if (x.length === y.length && x.every((d, i) => d === y[i])) return true;
+  if (x.length === y.length) {
+    let i = 0;
+    while (i < x.length && x[i] === y[i]) i++;
+    if (i === x.length) return true;
+  }
   return x.join(',') === y.join(','); // as printed: a missing shape is [], a dim 1 is the symbol '1'
 };
 
@@ -564,6 +568,9 @@ function sameAttr(x: Attr, y: Attr): boolean {
   }
 }
 
+/** Two attributes of the same name on nodes at the same place: equal, and no subgraph. */
+const sameLocalAttr = (x: Attr, y: Attr): boolean => x.kind !== 'graph' && x.kind !== 'graphs' && (x === y || sameAttr(x, y));
+
 /**
  * Whether two device graphs are the same program but for what `match` allows to differ. The
  * graphs are walked side by side, values matched by first sight (graph inputs, initializers when
@@ -603,16 +610,7 @@ export function sameLocalGraph(ga: Graph, gb: Graph, match: LocalGraphMatch): bo
     if (x.domain !== y.domain || x.op !== y.op || x.inputs.length !== y.inputs.length || x.outputs.length !== y.outputs.length) return false;
     if (x.name !== y.name && x.label !== y.label) return false;
     for (let j = 0; j < x.inputs.length; j++) if (!sameRef(x.inputs[j], y.inputs[j])) return false;
-    if (!x.attrs.sameAs(y.attrs)) {
-      const ax = x.attrs.entries();
-      const ay = y.attrs.entries();
-      if (ax.length !== ay.length) return false;
-      for (let j = 0; j < ax.length; j++) {
-        const [kx, vx] = ax[j]!;
-        const [ky, vy] = ay[j]!;
-        if (kx !== ky || vx.kind === 'graph' || vx.kind === 'graphs' || (vx !== vy && !sameAttr(vx, vy))) return false;
-      }
-    }
+    if (!x.attrs.sameAs(y.attrs) && !x.attrs.matches(y.attrs, sameLocalAttr)) return false;
     if (x.domain === COLLECTIVE_DOMAIN && !match.collectives(x, y)) return false;
     for (let j = 0; j < x.outputs.length; j++) {
       const ox = x.outputs[j]!;

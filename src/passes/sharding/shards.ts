@@ -25,17 +25,18 @@ export interface Range {
 /** Balanced split of n elements over k parts in whole blocks of `unit`. */
 export function splitDim(n: number, k: number, unit = 1): Range[] {
   if (n % unit !== 0) throw new UserError(`cannot split ${n} elements in blocks of ${unit}`);
+  const out: Range[] = [];
+  for (let i = 0; i < k; i++) out.push(splitPart(n, k, unit, i));
+  return out;
+}
+
+/** Part `i` of splitDim(n, k, unit), without building the others (lowering asks for one device's part of every value). */
+export function splitPart(n: number, k: number, unit: number, i: number): Range {
+  if (n % unit !== 0) throw new UserError(`cannot split ${n} elements in blocks of ${unit}`);
   const m = n / unit;
   const base = Math.floor(m / k);
   const extra = m % k;
-  const out: Range[] = [];
-  let off = 0;
-  for (let i = 0; i < k; i++) {
-    const size = (base + (i < extra ? 1 : 0)) * unit;
-    out.push({ offset: off, size });
-    off += size;
-  }
-  return out;
+  return { offset: (i * base + Math.min(i, extra)) * unit, size: (base + (i < extra ? 1 : 0)) * unit };
 }
 
 /** For each tensor dim, the mesh axes that shard it (mesh order) and the common unit. */
@@ -61,7 +62,7 @@ export function localRanges(shape: readonly number[], layout: Layout | undefined
   for (const [dim, { axes, unit }] of shardedDims(layout, mesh, shape.length)) {
     let r = ranges[dim]!;
     for (const a of axes) {
-      const part = splitDim(r.size, mesh.axis(a).size, unit)[mesh.coord(device, a)]!;
+      const part = splitPart(r.size, mesh.axis(a).size, unit, mesh.coord(device, a));
       r = { offset: r.offset + part.offset, size: part.size };
     }
     ranges[dim] = r;
