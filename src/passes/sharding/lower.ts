@@ -21,6 +21,11 @@
  * A pipelined plan (plan.pipeline, MPMD): a device lowers only the nodes of its stage, the graph
  * inputs they read and the graph outputs they produce; unused weights are dropped as above, so it
  * holds only its stage's weights.
+ * Derived programs (DeviceLowering.derive): device 0 is lowered in full; every later device whose
+ * values all have device 0's local shapes (every rank of an even tensor-parallel split) copies
+ * device 0's program with its own values, weight blocks and collective groups, and localizes again
+ * only the nodes whose rules read the device's ranges or constant blocks (a vocabulary-parallel
+ * Gather). The copy is what lowering the device would build; other devices are lowered in full.
  * Device twins (end of this file): right after lowering, each device program that is the same as an
  * earlier device's but for the data of constants no cost figure reads is marked as its twin, so the
  * passes and files after lowering compute per distinct program, not per device.
@@ -51,6 +56,8 @@ export interface DeviceProgram {
 export interface LowerOptions {
   registry: OpRegistry;
   rules: ShardingRuleRegistry;
+  /** false: lower every device in full, none derived from device 0's (tests compare the two). Default true. */
+  derive?: boolean;
 }
 
 /** Attribute with the peer rank of a Send/Recv in a device graph. */
@@ -59,8 +66,18 @@ export const PEER_ATTR = '_peer';
 export function lowerPlan(plan: ShardPlan, opts: LowerOptions): DeviceProgram[] {
   const out: DeviceProgram[] = [];
   const shared = new SharedLowering(plan);
-  for (let d = 0; d < plan.mesh.deviceCount; d++)
-    out.push({ device: d, coords: plan.mesh.coords(d), graph: new DeviceLowering(plan, d, opts, shared).run() });
+  // Device 0 is lowered in full; a later device whose every value has device 0's local shape
+  // derives its program from device 0's (DeviceLowering.derive), else it is lowered in full too.
+  let template: DeviceLowering | undefined;
+  for (let d = 0; d < plan.mesh.deviceCount; d++) {
+    let graph = template && new DeviceLowering(plan, d, opts, shared).derive(template);
+    if (!graph) {
+      const low = new DeviceLowering(plan, d, opts, shared);
+      graph = low.run();
+      if (d === 0 && !plan.pipeline && opts.derive !== false) template = low;
+    }
+    out.push({ device: d, coords: plan.mesh.coords(d), graph });
+  }
   findTwins(out, plan.mesh, opts.registry);
   return out;
 }
@@ -124,6 +141,17 @@ export function nodeCandidates(plan: ShardPlan, node: Node): Map<string, Candida
 class DeviceLowering {
   readonly graph: Graph;
   private readonly vmap = new Map<Value, Value>();
+  /**
+   * What derive reads of this lowering: per global node that must be localized again on each
+   * device (its rule read the device's ranges, or an input that is a device block of a constant),
+   * the device nodes it became; whether the graph was sorted after the rules' edits.
+   */
+  private readonly perDevice = new Map<Node, Node[]>();
+  /** The names the per-device nodes' localization created. */
+  private readonly perDeviceNames = new Set<string>();
+  /** Device collective -> its global node. */
+  private readonly collectives = new Map<Node, Node>();
+  private sorted = false;
   /** Names given on this device beyond the global graph's (shared.globalNames()). */
   private readonly names = new Set<string>();
   private readonly globalNames: ReadonlySet<string>;
@@ -219,11 +247,17 @@ class DeviceLowering {
       if (isCollective(node)) {
         this.graph.addNode(local);
         this.annotateCollective(node, local);
+        this.collectives.set(local, node);
         continue;
       }
       const before: Node[] = [];
       const after: Node[] = [];
-      this.localize(node, local, before, after);
+      const named = this.names.size;
+      if (this.localize(node, local, before, after)) {
+        this.perDevice.set(node, [...before, local, ...after]);
+        let i = 0;
+        for (const name of this.names) if (i++ >= named) this.perDeviceNames.add(name);
+      }
       if (before.length || after.length) {
         edited = true;
         for (const n of before) this.mayCapture.add(n);
@@ -236,8 +270,94 @@ class DeviceLowering {
       this.graph.outputs.push(this.vmap.get(v) ?? this.localValue(v));
     }
     // The stable sort keeps an order that is already topological, so it runs only where needed.
-    if (edited && !isTopological(this.graph, this.mayCapture)) this.graph.sortTopologically();
+    if (edited && !isTopological(this.graph, this.mayCapture)) {
+      this.graph.sortTopologically();
+      this.sorted = true;
+    }
     this.dropUnusedInitializers();
+    return this.graph;
+  }
+
+  /**
+   * This device's program derived from `t`'s (device 0's lowering, not pipelined), or undefined
+   * when it cannot be (the caller lowers the device in full). It is what run() would build: every
+   * value of the global graph gets this device's local value, whose shape must be t's (else
+   * undefined); t's nodes are copied in t's order with this device's values, collectives get this
+   * device's groups and peers, and the values and constants t's rules created are t's (a rule that
+   * reads neither ranges nor a device's constant block writes the same for the same local shapes).
+   * The nodes whose rules read either (t.perDevice: the vocabulary-parallel Gather's offsets) are
+   * localized again on this device, which must give nodes and value names like t's. Names are
+   * unique per graph, so this device's name set is t's less the names those nodes create.
+   */
+  derive(t: DeviceLowering): Graph | undefined {
+    if (t.sorted) return undefined;
+    for (const n of t.mayCapture) if (n.attrs.entries().some(([, a]) => a.kind === 'graph' || a.kind === 'graphs')) return undefined;
+    const map = new Map<Value, Value>(); // t's value -> this device's
+    for (const [g, tv] of t.vmap) {
+      const lv = this.localValue(g);
+      if (!sameDims(lv.shape, tv.shape)) return undefined;
+      map.set(tv, lv);
+    }
+    const firstOf = new Map<Node, Node>(); // first device node of a per-device global node -> the global node
+    const skip = new Set<Node>();
+    for (const [g, nodes] of t.perDevice) {
+      firstOf.set(nodes[0]!, g);
+      for (const n of nodes) skip.add(n);
+    }
+    for (const name of t.names) if (!t.perDeviceNames.has(name)) this.names.add(name);
+    const copy = (tv: Value): Value => {
+      let v = map.get(tv);
+      if (!v) {
+        v = new Value(tv.name, tv.dtype, tv.shape?.slice());
+        if (tv.layout) v.layout = tv.layout;
+        if (tv.meta.size) for (const [k, m] of tv.meta) v.meta.set(k, m);
+        if (tv.constant) v.constant = tv.constant;
+        map.set(tv, v);
+      }
+      return v;
+    };
+    /** Pairs t's value with this device's at the same place: the same if already paired, else the same name. */
+    const pair = (tv: Value | null | undefined, v: Value | null | undefined): boolean => {
+      if (!tv || !v) return !tv && !v;
+      const m = map.get(tv);
+      if (m) return m === v;
+      map.set(tv, v);
+      return tv.name === v.name;
+    };
+    for (const tn of t.graph.nodes) {
+      const g = firstOf.get(tn);
+      if (g) {
+        const local = new Node(g.op, g.inputs.map((v) => (v ? this.mapped(v, g) : null)), g.outputs.map((o) => this.vmap.get(o)!), g.attrs.clone(), g.name, g.domain);
+        if (g.meta.size) for (const [k, m] of g.meta) local.meta.set(k, m);
+        const before: Node[] = [];
+        const after: Node[] = [];
+        this.localize(g, local, before, after);
+        const nodes = [...before, local, ...after];
+        const tns = t.perDevice.get(g)!;
+        if (nodes.length !== tns.length) return undefined;
+        for (let i = 0; i < nodes.length; i++) {
+          const x = tns[i]!;
+          const y = nodes[i]!;
+          if (x.op !== y.op || x.domain !== y.domain || x.inputs.length !== y.inputs.length || x.outputs.length !== y.outputs.length) return undefined;
+          for (let j = 0; j < x.inputs.length; j++) if (!pair(x.inputs[j], y.inputs[j])) return undefined;
+          for (let j = 0; j < x.outputs.length; j++) {
+            const [ox, oy] = [x.outputs[j]!, y.outputs[j]!];
+            if (!pair(ox, oy) || ox.dtype !== oy.dtype || !sameDims(ox.shape, oy.shape)) return undefined;
+          }
+        }
+        this.graph.nodes.push(...nodes);
+        continue;
+      }
+      if (skip.has(tn)) continue;
+      const n = new Node(tn.op, tn.inputs.map((v) => (v ? copy(v) : null)), tn.outputs.map(copy), tn.attrs.clone(), tn.name, tn.domain);
+      if (tn.meta.size) for (const [k, m] of tn.meta) n.meta.set(k, m);
+      const global = t.collectives.get(tn);
+      if (global) this.annotateCollective(global, n);
+      this.graph.nodes.push(n);
+    }
+    this.graph.inputs = t.graph.inputs.map(copy);
+    this.graph.initializers = t.graph.initializers.map(copy);
+    this.graph.outputs = t.graph.outputs.map(copy);
     return this.graph;
   }
 
@@ -293,16 +413,23 @@ class DeviceLowering {
     }
   }
 
-  private localize(global: Node, local: Node, before: Node[], after: Node[]): void {
+  /** Rewrites `local` for this device; true when the rule's result may depend on more than local shapes (applyRule). */
+  private localize(global: Node, local: Node, before: Node[], after: Node[]): boolean {
     const original = local.inputs.slice();
-    this.applyRule(global, local, before, after);
+    const perDevice = this.applyRule(global, local, before, after);
     // Shape constants the rule left alone (same input value as before) get the generic rewrite.
     rewriteShapeConstants(this, global, local, (i) => local.inputs[i] === original[i]);
+    return perDevice;
   }
 
-  private applyRule(global: Node, local: Node, before: Node[], after: Node[]): void {
+  /**
+   * Applies the node's rule.localize; true when what it wrote may depend on the device beyond the
+   * local shapes: it read the device's ranges, or the node reads a device block of a constant.
+   */
+  private applyRule(global: Node, local: Node, before: Node[], after: Node[]): boolean {
     const rule = this.opts.rules.get(global.op, global.domain);
-    if (!rule?.localize) return;
+    if (!rule?.localize) return false;
+    let perDevice = global.inputs.some((v) => !!v?.constant && distributes(v.layout));
     const typeOf = (v: Value | null | undefined): TypeInfo | undefined => (v && v.dtype ? { dtype: v.dtype, shape: v.shape?.slice() } : undefined);
     const staticShape = (v: Value | null | undefined): number[] | undefined =>
       v?.shape && isStatic(v.shape) ? v.shape.slice() : undefined;
@@ -334,9 +461,11 @@ class DeviceLowering {
         return (localOutputShapes ??= localOutputs.map((o) => staticShape(o) ?? []));
       },
       get inputRanges() {
+        perDevice = true;
         return (inputRanges ??= global.inputs.map(rangesOf));
       },
       get outputRanges() {
+        perDevice = true;
         return (outputRanges ??= global.outputs.map((o) => rangesOf(o) ?? []));
       },
       get candidates() {
@@ -354,6 +483,7 @@ class DeviceLowering {
       if (e instanceof UserError) throw e.at({ node: global.label });
       throw e;
     }
+    return perDevice;
   }
 
   newConstant(hint: string, t: Tensor): Value {
