@@ -72,20 +72,6 @@ import { batchSymbol } from '../pipeline/micro-batches.js';
 import { type SearchResult, searchLayouts, startSolver } from '../search/index.js';
 import type { AnnotateFn } from './custom.js';
 
-export interface AutoOptions {
-  registry: OpRegistry;
-  cost?: CostModel;
-  /** Plans a (cloned) graph with the given strategy name: shardGraph itself. */
-  plan(graph: Graph, strategy: string): ShardPlan;
-}
-
-export interface AutoResult {
-  /** The chosen candidate as a strategy name for shardGraph (the preset name that yields its assignment). */
-  strategy: string;
-  presets: AxisPreset[];
-  choice: AutoChoice;
-}
-
 export interface AutoOption {
   /** The strategy name whose assignment this is. */
   strategy: string;
@@ -119,38 +105,6 @@ export function autoCandidates(mesh: DeviceMesh): AutoOption[] {
     out.push({ strategy: name, presets: a });
   }
   return out;
-}
-
-export function chooseAuto(graph: Graph, mesh: DeviceMesh, opts: AutoOptions): AutoResult {
-  const options = autoCandidates(mesh);
-  const records: AutoCandidate[] = options.map((o) => ({ strategy: describe(o.presets), eligible: respectsAxisNames(o.presets) }));
-  let best = -1;
-  const tryAll = (eligible: boolean): void => {
-    options.forEach((a, i) => {
-      const r = records[i]!;
-      if (r.eligible !== eligible) return;
-      let plan: ShardPlan;
-      try {
-        plan = opts.plan(cloneGraph(graph), a.strategy);
-      } catch (e) {
-        if (!(e instanceof UserError)) throw e;
-        r.note = e.message;
-        return;
-      }
-      r.cost = planCost(plan, opts.registry, opts.cost);
-      if (best < 0 || r.cost.total < records[best]!.cost!.total) best = i;
-    });
-  };
-  tryAll(true);
-  if (best < 0) tryAll(false);
-  else
-    for (const r of records)
-      if (!r.eligible) r.note = `not planned: the mesh's axis names ask for ${records.filter((x) => x.eligible).map((x) => x.strategy).join(' or ')}`;
-  if (best < 0) {
-    const problems = records.filter((r) => r.note).map((r) => `${r.strategy}: ${r.note}`);
-    throw new UserError(`strategy auto: no preset applies to this model and mesh ${mesh}${problems.length ? ` (${problems.join('; ')})` : ''}`);
-  }
-  return { ...options[best]!, choice: { chosen: records[best]!.strategy, candidates: records } };
 }
 
 const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
@@ -362,7 +316,7 @@ export function collectiveShape(plan: ShardPlan): string {
 }
 
 /**
- * `--strategy auto` on a graph as imported: every applicable preset (chooseAuto's candidates) and
+ * `--strategy auto` on a graph as imported: every applicable preset (autoCandidates) and
  * the layout search's plan are planned on copies and costed by planCost; plans over the memory
  * limit are dropped; the cheapest wins (ties: presets first, in PRESETS order, so a search that
  * finds a preset's plan is named after it). The graph is bound and passed once, on a copy
